@@ -1,0 +1,176 @@
+"""The `ganbench` command line: list, plan, sweep, status, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bench.errors import UserError
+
+DEFAULT_RESULTS = "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except UserError as exc:
+        print(f"ganbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganbench", description="Benchmark GAN training methods over a declarative sweep matrix."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str, sweep: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        if sweep:
+            p.add_argument("sweep", help="the sweep YAML file")
+            p.add_argument("--results", default=DEFAULT_RESULTS, help="results root folder (default: ./results)")
+        p.add_argument("--plugins", action="append", default=[], metavar="DIR",
+                       help="an extra folder of plugin files (repeatable; also $GANBENCH_PLUGIN_PATH)")  # fmt: skip
+        p.set_defaults(func=func)
+        return p
+
+    p = command("list", cmd_list, "List the registered methods, datasets or metrics.", sweep=False)
+    p.add_argument("kind", choices=["methods", "datasets", "metrics"])
+
+    command("plan", cmd_plan, "Show the cells a sweep expands to (ids, count) without running anything.")
+
+    p = command("sweep", cmd_sweep, "Run every cell of a sweep that has no result yet, then write the report.")
+    p.add_argument("--executor", choices=["debug", "local"], help="where cells run (default: the sweep's executor)")
+    p.add_argument("--workers", type=_positive, help="cells running at once with --executor local")
+    p.add_argument("--cells-per-job", type=_positive, help="cells per worker process (default: spread over 3 jobs per worker)")
+    p.add_argument("--retry-failed", action="store_true", help="also rerun cells whose result is 'failed'")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    p = command("status", cmd_status, "Count cells done / diverged / failed / running / pending.")
+    p.add_argument("--cells", action="store_true", help="list every cell with its status")
+
+    command("report", cmd_report, "Write the leaderboard tables and plots from the results that exist.")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _load(args):
+    from bench.spec import load_sweep
+    from bench.store import Store
+
+    sweep = load_sweep(args.sweep, extra_plugin_dirs=[str(Path(p).resolve()) for p in args.plugins])
+    return sweep, Store(args.results, sweep.name)
+
+
+def cmd_list(args) -> None:
+    from bench.registry import DATASETS, METHODS, METRICS, load_plugins
+
+    load_plugins([Path(p) for p in args.plugins])
+    if args.kind == "methods":
+        for name, cls in METHODS.items():
+            print(f"{name:16s} {cls.paper}")
+    elif args.kind == "datasets":
+        for name, cls in DATASETS.items():
+            print(f"{name:16s} {cls.kind:7s} {cls.description}")
+    else:
+        for name, cls in METRICS.items():
+            arrow = "↓" if cls.direction == "lower" else "↑"
+            print(f"{name:16s} {arrow} {cls.label:18s} {cls.requirement}")
+
+
+def cmd_plan(args) -> None:
+    sweep, store = _load(args)
+    print(f"{'id':12s}  {'method':14s} {'dataset':12s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
+    for cell in sweep.cells:
+        c = cell["config"]
+        print(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
+              f"{c['budget']['steps']:>6d}  {store.status(cell['id'])}")  # fmt: skip
+    print(f"{len(sweep.cells)} cells in sweep {sweep.name!r}")
+
+
+def cmd_sweep(args) -> int:
+    from bench.dispatch import dispatch
+    from bench.registry import DATASETS, METRICS
+
+    sweep, store = _load(args)
+    executor = args.executor or sweep.executor["name"]
+    workers = args.workers or sweep.executor["workers"]
+    cells_per_job = args.cells_per_job or sweep.executor["cells_per_job"]
+    todo_status = ("pending", "failed") if args.retry_failed else ("pending",)
+    statuses = {c["id"]: store.status(c["id"]) for c in sweep.cells}
+    todo = [c for c in sweep.cells if statuses[c["id"]] in todo_status]
+    for cell in todo:
+        cell["runtime"].update(results_root=str(store.root), retry_failed=args.retry_failed)
+    busy = sum(s == "running" for s in statuses.values())
+    print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy} with a result, "
+          f"{busy} running elsewhere, {len(todo)} to run on {executor} ({workers} workers)", file=sys.stderr)  # fmt: skip
+
+    for dataset_name in sorted({c["config"]["dataset"] for c in todo}):
+        dataset = DATASETS.get(dataset_name)()
+        for metric in sorted({m for c in todo if c["config"]["dataset"] == dataset_name for m in c["config"]["metrics"]}):
+            METRICS.get(metric).prepare(dataset)
+
+    job_errors = dispatch(todo, store, executor, workers, cells_per_job)
+    for line in job_errors:
+        print(f"ganbench: {line}", file=sys.stderr)
+    counts = Counter(store.status(c["id"]) for c in sweep.cells)
+    if not args.no_report:
+        report = write_report_and_say(sweep, store)
+        del report
+    if counts["failed"]:
+        print(f"ganbench: {counts['failed']} cells failed; `ganbench status {args.sweep} --cells` shows why, "
+              f"`--retry-failed` reruns them", file=sys.stderr)  # fmt: skip
+    return 1 if counts["failed"] or job_errors else 0
+
+
+def write_report_and_say(sweep, store) -> dict:
+    from bench.report import write_report
+
+    report = write_report(sweep, store)
+    print(f"leaderboard: {report['leaderboard']}")
+    return report
+
+
+def cmd_status(args) -> None:
+    sweep, store = _load(args)
+    statuses = {c["id"]: store.status(c["id"]) for c in sweep.cells}
+    counts = Counter(statuses.values())
+    if args.cells:
+        for cell in sweep.cells:
+            c = cell["config"]
+            line = f"{cell['id']}  {c['method']:14s} {c['dataset']:12s} rho={c['imbalance']:<6g} seed={c['seed']:<3d} {statuses[cell['id']]}"
+            result = store.result(cell["id"]) if statuses[cell["id"]] in ("failed", "diverged") else None
+            if result and result.get("error"):
+                last = [ln for ln in result["error"].strip().splitlines() if ln.strip()][-1]
+                line += f"  ({last.strip()})"
+            print(line)
+    order = ("done", "diverged", "failed", "running", "pending")
+    print(f"{sweep.name}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order) + f" (of {len(sweep.cells)})")
+
+
+def cmd_report(args) -> None:
+    sweep, store = _load(args)
+    report = write_report_and_say(sweep, store)
+    s = report["status"]
+    print(f"{report['total']} cells: {s.get('done', 0)} done, {s.get('diverged', 0)} diverged, "
+          f"{s.get('failed', 0)} failed, {report['missing']} missing")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

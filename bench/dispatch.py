@@ -1,0 +1,133 @@
+"""Send pending cells to workers through submitit, and show progress.
+
+Executors:
+- `debug`: submitit's DebugExecutor, in this process (pdb-friendly).
+- `local`: submitit's LocalExecutor, `workers` processes at once.
+Each job runs a batch of cells (bench.runner.run_cells): importing torch
+costs seconds per process, more than a small cell, so cells are dealt
+round-robin into about three jobs per worker, and a new job starts as soon
+as one ends. Progress is read from the store, so it counts cells, not jobs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import submitit
+
+from bench.runner import run_cells
+from bench.store import Store
+
+JOBS_PER_WORKER = 3
+POLL_S = 0.5
+
+
+def deal(cells: list[dict], n_jobs: int) -> list[list[dict]]:
+    """Round-robin cells into at most n_jobs batches (mixes cheap and costly cells)."""
+    n_jobs = max(1, min(n_jobs, len(cells)))
+    return [cells[i::n_jobs] for i in range(n_jobs)]
+
+
+def make_executor(name: str, folder: Path) -> submitit.Executor:
+    if name == "debug":
+        return submitit.DebugExecutor(folder=folder)
+    if name == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=7 * 24 * 60)
+        return executor
+    raise ValueError(f"executor {name!r} is not available for local dispatch")
+
+
+def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, cells_per_job: int = 0) -> list[str]:
+    """Run `cells`; returns one line per job that crashed outside a cell."""
+    if not cells:
+        return []
+    if executor_name == "debug":
+        workers = 1
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    cells = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in cells]
+    n_jobs = math.ceil(len(cells) / cells_per_job) if cells_per_job else workers * JOBS_PER_WORKER
+    batches = deal(cells, n_jobs)
+    executor = make_executor(executor_name, store.runs_dir / "_submitit")
+    progress = Progress(store, [c["id"] for c in cells])
+    errors: list[str] = []
+    running: list[tuple[submitit.Job, list[dict]]] = []
+    queue = list(batches)
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                batch = queue.pop(0)
+                running.append((executor.submit(run_cells, batch), batch))
+                if executor_name == "debug":
+                    _collect(running.pop(), errors)
+                    progress.update()
+            for item in [r for r in running if r[0].done()]:
+                running.remove(item)
+                _collect(item, errors)
+            progress.update()
+            if running:
+                time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        for job, _ in running:
+            job.cancel(check=False)
+        progress.close()
+        raise
+    progress.close()
+    return errors
+
+
+def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> None:
+    job, batch = item
+    try:
+        job.result()
+    except Exception as exc:  # a crash outside a cell's own try (e.g. a refused cell folder)
+        message = str(exc).strip().splitlines()
+        last = next((line for line in reversed(message) if line.strip()), repr(exc))
+        errors.append(f"job {job.job_id} ({len(batch)} cells): {last.strip()}")
+
+
+class Progress:
+    """Cells done / diverged / failed / running / pending, from the store."""
+
+    def __init__(self, store: Store, ids: list[str]):
+        self.store, self.ids = store, ids
+        self.live = None
+        self.last = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self.live.start()
+
+    def counts(self) -> dict[str, int]:
+        counts = {"done": 0, "diverged": 0, "failed": 0, "running": 0, "pending": 0}
+        for cell_id in self.ids:
+            counts[self.store.status(cell_id)] += 1
+        return counts
+
+    def update(self) -> None:
+        c = self.counts()
+        finished = c["done"] + c["diverged"] + c["failed"]
+        line = (
+            f"[{finished}/{len(self.ids)}] done {c['done']}  diverged {c['diverged']}  "
+            f"failed {c['failed']}  running {c['running']}  pending {c['pending']}"
+        )
+        # A live line redraws on any change; a log file gets a line per finished cell.
+        key = line if self.live is not None else finished
+        if key == self.last:
+            return
+        self.last = key
+        if self.live is not None:
+            self.live.update(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.update()
+        if self.live is not None:
+            self.live.stop()

@@ -1,0 +1,50 @@
+"""Metric contract and the evaluation context handed to every metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from bench.data import Dataset, Split
+
+
+@dataclass
+class EvalContext:
+    dataset: Dataset
+    fake: torch.Tensor  # generated samples, on the CPU
+    reference: Split  # the balanced held-out real data
+    device: torch.device
+    info: dict[str, Any] = field(default_factory=dict)  # evaluator facts stored in the result
+    memo: dict[str, Any] = field(default_factory=dict)  # shared work between metrics of one cell
+
+
+class Metric:
+    name: ClassVar[str]  # set by the registry
+    label: ClassVar[str]
+    direction: ClassVar[str]  # "lower" | "higher"
+    requirement: ClassVar[str] = ""
+
+    @classmethod
+    def applies_to(cls, dataset: type[Dataset]) -> bool:
+        return True
+
+    @classmethod
+    def prepare(cls, dataset: Dataset) -> None:
+        """Build what the metric caches (e.g. an evaluation network) before
+        cells are dispatched, so workers do not all wait on the first one."""
+
+    def compute(self, ctx: EvalContext) -> float:
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {"name": cls.name, "label": cls.label, "direction": cls.direction}
+
+
+def kl_to_uniform(counts: torch.Tensor) -> float:
+    """KL(p || uniform) of a histogram, with 0 log 0 = 0 (nats)."""
+    p = counts.double() / counts.sum()
+    nz = p[p > 0]
+    return float((nz * torch.log(nz * len(counts))).sum())

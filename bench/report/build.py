@@ -1,0 +1,70 @@
+"""Build results/<sweep>/: leaderboard.md, .csv, .tex, cells.csv, <dataset>.png."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from bench.report.frame import cells_frame, summary_frame
+from bench.report.plots import plot_dataset
+from bench.report.tables import metric_tables, to_latex, to_markdown
+from bench.spec import Sweep
+from bench.store import Store, atomic_write
+
+
+def write_report(sweep: Sweep, store: Store) -> dict:
+    """Write the report of every result that exists; returns paths and counts."""
+    ids = {c["id"] for c in sweep.cells}
+    all_records = store.records()
+    records = [r for r in all_records if r["id"] in ids]
+    stale = len(all_records) - len(records)
+    cells = cells_frame(records)
+    summary = summary_frame(cells)
+    method_order = list(dict.fromkeys(c["config"]["method"] for c in sweep.cells))
+    dataset_order = list(dict.fromkeys(c["config"]["dataset"] for c in sweep.cells))
+    tables = metric_tables(summary, method_order, dataset_order)
+
+    status = Counter(r["status"] for r in records)
+    missing = len(ids) - len(records)
+    out = store.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+
+    lines = [f"# Leaderboard: {sweep.name}", ""]
+    if sweep.description:
+        lines += [sweep.description.strip(), ""]
+    lines.append(
+        f"{len(ids)} cells: {status['done']} done, {status['diverged']} diverged, {status['failed']} failed, "
+        f"{missing} missing (not yet run or still running)."
+    )
+    if stale:
+        lines.append(f"{stale} results of cells no longer in the sweep file are left out.")
+    lines += ["", "Entries: mean ± std over training seeds (number of seeds); best per column in bold.", ""]
+    lines.append(to_markdown(tables) if tables else "No finished cells yet.\n")
+    plots = []
+    for dataset in dataset_order:
+        headline = next((c["config"]["metrics"][0] for c in sweep.cells if c["config"]["dataset"] == dataset), None)
+        png = out / f"{dataset}.png"
+        if headline and _atomic_plot(summary, dataset, headline, method_order, png):
+            plots.append(png)
+            lines.append(f"![{dataset}]({png.name})")
+    atomic_write(out / "leaderboard.md", "\n".join(lines) + "\n")
+    atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
+    atomic_write(out / "leaderboard.tex", to_latex(tables))
+    atomic_write(out / "cells.csv", cells.to_csv(index=False))
+    return {"dir": out, "leaderboard": out / "leaderboard.md", "plots": plots, "status": dict(status),
+            "missing": missing, "total": len(ids)}  # fmt: skip
+
+
+def _atomic_plot(summary, dataset, metric, method_order, path: Path) -> bool:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        if not plot_dataset(summary, dataset, metric, method_order, Path(tmp)):
+            return False
+        os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

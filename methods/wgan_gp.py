@@ -1,0 +1,29 @@
+"""WGAN with gradient penalty. Gulrajani et al. 2017, "Improved Training of Wasserstein GANs".
+
+Critic minimises E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2]
+on random interpolates x_hat (Algorithm 1), lambda = 10, 5 critic steps per
+generator step, Adam(1e-4, betas 0.5, 0.9). G minimises -E[D(G(z))].
+The shared discriminators have no batch norm, as the paper requires.
+"""
+
+from bench.method import Method
+from bench.penalties import gradient_penalty
+from bench.registry import METHODS
+
+
+@METHODS.register("wgan-gp")
+class WGANGP(Method):
+    paper = "Gulrajani et al. 2017, Improved Training of Wasserstein GANs"
+    optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.9], "d_steps": 5}
+    hp = {"gp_weight": 10.0}
+
+    def d_loss(self, real_out, fake_out):
+        return fake_out.mean() - real_out.mean()
+
+    def g_loss(self, fake_out):
+        return -fake_out.mean()
+
+    def d_terms(self, real, fake, real_out, fake_out):
+        terms = super().d_terms(real, fake, real_out, fake_out)
+        terms["gp"] = self.hp["gp_weight"] * gradient_penalty(self.discriminate, real, fake)
+        return terms
