@@ -24,6 +24,7 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor  # class ids (long) or continuous labels (float)
     class_counts: list[int] = field(default_factory=list)
+    aux: torch.Tensor | None = None  # an auxiliary categorical attribute (e.g. the class of a rotated image)
 
 
 class Dataset:
@@ -43,6 +44,20 @@ class Dataset:
 
     def reference_set(self) -> Split:
         """The balanced held-out set every cell is evaluated against."""
+        raise NotImplementedError
+
+
+class ContinuousDataset(Dataset):
+    """Data with a real-valued label y (angle, age, ...), for CcGAN-style methods.
+
+    `label_range` is the closed-open range of y; `eval_labels()` gives the
+    evaluation centres (e.g. 360 unseen angles for `circle`).
+    """
+
+    label_type = "continuous"
+    label_range: ClassVar[tuple[float, float]]
+
+    def eval_labels(self) -> np.ndarray:
         raise NotImplementedError
 
     @classmethod

@@ -16,6 +16,7 @@ class EvalContext:
     fake: torch.Tensor  # generated samples, on the CPU
     reference: Split  # the balanced held-out real data
     device: torch.device
+    fake_labels: torch.Tensor | None = None  # the labels a conditional generator was asked for
     info: dict[str, Any] = field(default_factory=dict)  # evaluator facts stored in the result
     memo: dict[str, Any] = field(default_factory=dict)  # shared work between metrics of one cell
 
