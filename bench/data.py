@@ -46,6 +46,17 @@ class Dataset:
         """The balanced held-out set every cell is evaluated against."""
         raise NotImplementedError
 
+    @classmethod
+    def info(cls) -> dict:
+        return {
+            "kind": cls.kind,
+            "label_type": cls.label_type,
+            "num_classes": cls.num_classes,
+            "resolution": cls.resolution,
+            "channels": cls.channels,
+            "dim": cls.dim,
+        }
+
 
 class ContinuousDataset(Dataset):
     """Data with a real-valued label y (angle, age, ...), for CcGAN-style methods.
@@ -59,17 +70,6 @@ class ContinuousDataset(Dataset):
 
     def eval_labels(self) -> np.ndarray:
         raise NotImplementedError
-
-    @classmethod
-    def info(cls) -> dict:
-        return {
-            "kind": cls.kind,
-            "label_type": cls.label_type,
-            "num_classes": cls.num_classes,
-            "resolution": cls.resolution,
-            "channels": cls.channels,
-            "dim": cls.dim,
-        }
 
 
 class GaussianMixture2D(Dataset):
