@@ -110,7 +110,7 @@ def cmd_sweep(args) -> int:
 
     sweep, store = _load(args)
     executor = args.executor or sweep.executor["name"]
-    workers = args.workers or sweep.executor["workers"]
+    workers = 1 if executor == "debug" else args.workers or sweep.executor["workers"]
     cells_per_job = args.cells_per_job or sweep.executor["cells_per_job"]
     todo_status = ("pending", "failed") if args.retry_failed else ("pending",)
     statuses = {c["id"]: store.status(c["id"]) for c in sweep.cells}
@@ -131,8 +131,7 @@ def cmd_sweep(args) -> int:
         print(f"ganbench: {line}", file=sys.stderr)
     counts = Counter(store.status(c["id"]) for c in sweep.cells)
     if not args.no_report:
-        report = write_report_and_say(sweep, store)
-        del report
+        write_report_and_say(sweep, store)
     if counts["failed"]:
         print(f"ganbench: {counts['failed']} cells failed; `ganbench status {args.sweep} --cells` shows why, "
               f"`--retry-failed` reruns them", file=sys.stderr)  # fmt: skip

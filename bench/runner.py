@@ -22,7 +22,7 @@ import torch
 from bench.metrics.base import EvalContext
 from bench.registry import DATASETS, METHODS, METRICS, REPO_ROOT, load_plugins
 from bench.store import Store, write_json
-from bench.train import ConfigMismatch, Diverged, train
+from bench.train import ConfigMismatch, Diverged, seed_everything, train
 
 
 class CellRefused(Exception):
@@ -68,6 +68,7 @@ def _execute(cell: dict, folder: Path) -> dict:
         t0 = time.perf_counter()
         data = dataset.train_set(config["imbalance"], config["seed"])
         record["data"] = {"n_train": len(data.x), "class_counts": data.class_counts, "subset_seed": config["seed"]}
+        seed_everything(config["seed"])  # before the networks exist: their init is part of the run
         method = METHODS.get(config["method"])(config, dataset.info(), device)
         outcome = train(method, data, config, cell["runtime"], folder)
         record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step}

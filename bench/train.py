@@ -66,12 +66,12 @@ def _set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
 
 
 def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Path) -> TrainOutcome:
+    """Train `method` (built right after `seed_everything(config["seed"])`) for the budget."""
     steps = config["budget"]["steps"]
     batch_size = config["budget"]["batch_size"]
     log_every, ckpt_every = runtime["log_every"], runtime["checkpoint_every"]
     ckpt_path, log_path = cell_dir / "checkpoint.pt", cell_dir / "losses.csv"
 
-    seed_everything(config["seed"])
     batch_gen = torch.Generator().manual_seed(config["seed"])
     x, y = data.x.to(method.device), data.y.to(method.device)
     n = len(x)

@@ -24,7 +24,8 @@ def write_report(sweep: Sweep, store: Store) -> dict:
     summary = summary_frame(cells)
     method_order = list(dict.fromkeys(c["config"]["method"] for c in sweep.cells))
     dataset_order = list(dict.fromkeys(c["config"]["dataset"] for c in sweep.cells))
-    tables = metric_tables(summary, method_order, dataset_order)
+    metric_order = list(dict.fromkeys(m for c in sweep.cells for m in c["config"]["metrics"]))
+    tables = metric_tables(summary, method_order, dataset_order, metric_order)
 
     status = Counter(r["status"] for r in records)
     missing = len(ids) - len(records)

@@ -20,7 +20,7 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def metric_tables(summary: pd.DataFrame, method_order: list[str], dataset_order: list[str]) -> list[dict]:
+def metric_tables(summary: pd.DataFrame, method_order: list[str], dataset_order: list[str], metric_order: list[str]) -> list[dict]:
     """One dict per metric: label, direction, columns [(dataset, rho)], rows {method: {col: (mean, std, n)}}, best."""
     tables = []
     for metric, group in summary.groupby("metric", sort=False):
@@ -41,8 +41,7 @@ def metric_tables(summary: pd.DataFrame, method_order: list[str], dataset_order:
                 best[col] = {m for m, v in means.items() if v == target}
         tables.append({"metric": metric, "label": group["label"].iloc[0], "direction": direction,
                        "columns": cols, "rows": rows, "best": best})  # fmt: skip
-    order = {m: i for i, m in enumerate(summary["metric"].drop_duplicates())}
-    return sorted(tables, key=lambda t: order[t["metric"]])
+    return sorted(tables, key=lambda t: metric_order.index(t["metric"]) if t["metric"] in metric_order else len(metric_order))
 
 
 def _entry(rows: dict, best: dict, method: str, col, bold: tuple[str, str], pm: str) -> str:
