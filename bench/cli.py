@@ -79,12 +79,18 @@ def _load(args):
 
 
 def cmd_list(args) -> None:
-    from bench.registry import DATASETS, METHODS, METRICS, load_plugins
+    from bench.registry import ADDONS, DATASETS, METHODS, METRICS, load_plugins
 
     load_plugins([Path(p) for p in args.plugins])
     if args.kind == "methods":
         for name, cls in METHODS.items():
             print(f"{name:16s} {cls.paper}")
+        for name, target in sorted(METHODS.aliases.items()):
+            print(f"{name:16s} alias of {target}")
+        for name, cls in ADDONS.items():
+            refused = [base for base, base_cls in METHODS.items() if cls.refuses(base_cls)]
+            print(f"+{name:15s} [add-on] {cls.paper}; rows: <method>+{name}"
+                  + (f" (not for {', '.join(refused)})" if refused else ""))  # fmt: skip
     elif args.kind == "datasets":
         for name, cls in DATASETS.items():
             print(f"{name:16s} {cls.kind:7s} {cls.description}")

@@ -8,7 +8,13 @@ A method is a small class registered in `bench.registry.METHODS`:
 - a penalty or regularizer adds named terms in `d_terms` / `g_terms`;
 - methods that change more override `discriminate` (what D sees), `latent`
   (the prior), `after_d_step`, `train_step` (the whole step) or `sample`
-  (e.g. rejection sampling).
+  (e.g. rejection sampling);
+- `record()` returns per-cell facts the result keeps under "method_info";
+  state that must survive a resume goes through `state_dict`.
+
+An add-on (`AddOn`, registered in `bench.registry.ADDONS`) is a mixin that
+overrides the same hooks and calls `super()`; `compose` builds the row class
+for a name such as "lsgan+icr" as `type(name, (ICR, LSGAN), {...})`.
 
 The shared loop (bench.train) owns the data, the device, seeding, logging,
 checkpoints and divergence checks; a method only computes and applies
@@ -17,6 +23,7 @@ updates. Hooks chain with `super()`, so add-ons compose as mixins.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, ClassVar
 
 import torch
@@ -32,13 +39,26 @@ class Method:
     paper: ClassVar[str] = ""
     optimizer: ClassVar[dict] = {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "d_steps": 1}
     hp: ClassVar[dict] = {}
+    hp_choices: ClassVar[dict[str, tuple]] = {}  # allowed values of string hyperparameters
+    hp_min: ClassVar[dict[str, float]] = {}  # lower bounds of numeric ones (default 0)
+    hp_max: ClassVar[dict[str, float]] = {}  # upper bounds of numeric ones (default none)
     spectral_norm: ClassVar[bool] = False  # on every D layer
+    # What D's output is, for add-ons that read it: "logit" (a real-valued
+    # real-vs-fake score: a BCE logit, an LSGAN output, a hinge margin) or
+    # "critic" (a Wasserstein critic). None: not declared.
+    d_output: ClassVar[str | None] = None
+    # How to flip D's target for one sample (progressive augmentation):
+    # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
+    # LSGAN's 0-1 coding). None: not declared.
+    target_flip: ClassVar[str | None] = None
 
     def __init__(self, config: dict, data_info: dict, device: torch.device):
         self.config = config
         self.hp = config["hp"]
         self.z_dim = config["arch"]["z_dim"]
         self.device = device
+        self.data_info = data_info
+        self.step = 0  # generator steps done; Method.train_step counts them
         G, D = self.build_networks(config["arch"], data_info)
         self.G, self.D = G.to(device), D.to(device)
         self.opt_g = self._optimizer(self.G.parameters(), config["optimizer"]["lr_g"])
@@ -46,10 +66,38 @@ class Method:
 
     # -- construction -----------------------------------------------------
     def build_networks(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
-        G, D = build_pair(arch, data_info)
+        G, D = self.build_pair(arch, data_info)
         if self.spectral_norm:
             spectral_normalize(D)
         return G, D
+
+    def build_pair(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
+        """The shared (G, D) pair; an add-on that changes D's input widens it here."""
+        return build_pair(arch, data_info)
+
+    @classmethod
+    def hp_problems(cls, hp: dict) -> list[tuple[str, str]]:
+        """(key, problem) for each value of `hp` that does not fit its default's type or range."""
+        problems = []
+        for key, value in hp.items():
+            default = cls.hp[key]
+            if key in cls.hp_choices:
+                if value not in cls.hp_choices[key]:
+                    problems.append((key, f"must be one of {', '.join(map(str, cls.hp_choices[key]))}, got {value!r}"))
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    problems.append((key, f"must be true or false, got {value!r}"))
+            elif isinstance(default, (int, float)):
+                want_int = isinstance(default, int)
+                ok_type = isinstance(value, int) if want_int else isinstance(value, (int, float))
+                minimum = cls.hp_min.get(key, 0)
+                if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+                    problems.append((key, f"must be {'an integer' if want_int else 'a number'} >= {minimum}, got {value!r}"))
+                elif value < minimum:
+                    problems.append((key, f"must be >= {minimum}, got {value}"))
+                elif key in cls.hp_max and value > cls.hp_max[key]:
+                    problems.append((key, f"must be <= {cls.hp_max[key]}, got {value}"))
+        return problems
 
     def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         opt = self.config["optimizer"]
@@ -81,7 +129,16 @@ class Method:
         return torch.randn(n, self.z_dim, device=self.device, generator=generator)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D's output as the training losses see it (with any training-time augmentation)."""
         return self.D(x)
+
+    def d_features(self, x: torch.Tensor) -> torch.Tensor:
+        """D's feature extractor F on clean inputs: D(x) = head(F(x))."""
+        return self.D.features(x)
+
+    def d_score(self, x: torch.Tensor) -> torch.Tensor:
+        """D's output on clean inputs, without training-time augmentation (for samplers)."""
+        return self.D.head(self.d_features(x)).squeeze(1)
 
     def after_d_step(self) -> None:
         """Called after each optimizer step of D (e.g. weight clipping)."""
@@ -111,7 +168,10 @@ class Method:
         return {"g_loss": loss.item(), **{f"g_{k}": v.item() for k, v in terms.items()}}
 
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, float]:
-        """`d_steps` discriminator updates, then one generator update."""
+        """`d_steps` discriminator updates, then one generator update.
+
+        Overrides must call super() (or advance `self.step` themselves)."""
+        self.step += 1
         for _ in range(self.config["optimizer"]["d_steps"]):
             real, labels = next_batch()
             logs = self.d_step(real, labels)
@@ -129,6 +189,10 @@ class Method:
         self.G.train(was_training)
         return torch.cat(out)
 
+    def record(self) -> dict:
+        """Per-cell facts for the result record ("method_info"); add-ons extend it."""
+        return {}
+
     # -- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
@@ -136,6 +200,7 @@ class Method:
             "D": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -143,3 +208,59 @@ class Method:
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.step = state.get("step", 0)
+
+
+FLIPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "negate": lambda out: -out,
+    "one_minus": lambda out: 1 - out,
+}
+
+
+class AddOn(Method):
+    """A mixin that adds a regularizer, a prior, a sampler or a D-input
+    augmentation to any base method it applies to.
+
+    It overrides Method hooks and calls super(); it declares its own `hp`
+    (keys prefixed with its name, merged with the base's), and may refuse a
+    base (`refuses`) or another add-on (`conflicts`). It must not set
+    `optimizer`, `spectral_norm`, `d_output` or `target_flip`: those are the
+    base's.
+    """
+
+    conflicts: ClassVar[dict[str, str]] = {}  # other add-on name -> why the two cannot be combined
+
+    @classmethod
+    def refuses(cls, base: type[Method]) -> str | None:
+        """Why this add-on does not apply to `base`, or None when it does."""
+        return None
+
+
+def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Method]:
+    """The row class for `base` with `addons` applied in order (later ones wrap earlier ones).
+
+    Raises ValueError naming the clash when two parts define one hyperparameter.
+    """
+    hp, owner = dict(base.hp), dict.fromkeys(base.hp, base.name)
+    choices, minimum, maximum = dict(base.hp_choices), dict(base.hp_min), dict(base.hp_max)
+    for addon in addons:
+        for key in addon.hp:
+            if key in hp:
+                raise ValueError(f"{owner[key]!r} and add-on {addon.name!r} both define hyperparameter {key!r}")
+            owner[key] = addon.name
+        hp.update(addon.hp)
+        choices.update(addon.hp_choices)
+        minimum.update(addon.hp_min)
+        maximum.update(addon.hp_max)
+    attrs = {
+        "name": name,
+        "base": base.name,
+        "addons": tuple(a.name for a in addons),
+        "paper": "; ".join([base.paper, *(f"+ {a.name}: {a.paper}" for a in addons)]),
+        "hp": hp,
+        "hp_choices": choices,
+        "hp_min": minimum,
+        "hp_max": maximum,
+        "__module__": base.__module__,
+    }
+    return type(name, (*reversed(addons), base), attrs)

@@ -13,7 +13,12 @@ Plugins are found three ways, all loaded by `load_plugins`:
      (os.pathsep-separated) or a sweep's `plugins:` list: every `*.py` file
      in them is imported;
   3. installed packages exposing entry points in the groups
-     `ganbench.methods` / `ganbench.datasets` / `ganbench.metrics`.
+     `ganbench.methods` / `ganbench.addons` / `ganbench.datasets` /
+     `ganbench.metrics`.
+
+A method name may compose a base method with add-ons, "lsgan+icr" or
+"sngan+pa+adaptivemix" (see `MethodRegistry`); aliases such as "gm-gan"
+name a composition and keep their own name as the row.
 """
 
 from __future__ import annotations
@@ -88,10 +93,93 @@ def _origin(obj: Any) -> str:
     return getattr(module, "__file__", None) or _qualname(obj)
 
 
-METHODS = Registry("method", "ganbench.methods")
+class MethodRegistry(Registry):
+    """Methods, plus rows composed as "base+addon[+addon]" and aliases for them.
+
+    `get`, `in` and `unknown_message` accept composed names: each part is
+    checked (close matches suggested), an add-on that does not apply to the
+    base or to another add-on is refused with the add-on's reason, and the
+    row class (bench.method.compose) merges the parts' hyperparameters.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str, addons: Registry):
+        super().__init__(kind, entry_point_group)
+        self.addons = addons
+        self.aliases: dict[str, str] = {}
+        self._composed: dict[str, Any] = {}
+
+    def alias(self, name: str, target: str) -> None:
+        """Let `name` stand for the composition `target` (e.g. "gm-gan" -> "gan+gm")."""
+        if self.aliases.get(name, target) != target or name in self._items:
+            raise UserError(f"method alias {name!r} is defined twice; rename one")
+        self.aliases[name] = target
+
+    def names(self) -> list[str]:
+        """Base methods and aliases (composed rows are not enumerated)."""
+        return sorted([*super().names(), *self.aliases])
+
+    def get(self, name: str, where: str = "") -> Any:
+        load_plugins()
+        cls, problem = self._resolve(name)
+        if cls is None:
+            raise UserError(f"{where}{problem}")
+        return cls
+
+    def __contains__(self, name: str) -> bool:
+        load_plugins()
+        return self._resolve(name)[0] is not None
+
+    def unknown_message(self, name: str) -> str:
+        load_plugins()
+        problem = self._resolve(name)[1] if isinstance(name, str) else None
+        return problem or super().unknown_message(name)
+
+    def _resolve(self, name: str) -> tuple[Any, str | None]:
+        if not isinstance(name, str):
+            return None, super().unknown_message(name)
+        if name in self._items:
+            return self._items[name], None
+        if name in self._composed:
+            return self._composed[name], None
+        written = self.aliases.get(name, name)
+        base_name, *addon_names = written.split("+")
+        if base_name not in self._items:
+            return None, _within(super().unknown_message(base_name), base_name, name)
+        base = self._items[base_name]
+        addons = []
+        for part in addon_names:
+            if part not in self.addons._items:
+                return None, _within(self.addons.unknown_message(part), part, name)
+            if part in (a.name for a in addons):
+                return None, f"method {name!r} names add-on {part!r} twice"
+            addon = self.addons._items[part]
+            reason = addon.refuses(base)
+            if reason:
+                return None, f"add-on {part!r} does not apply to {base_name!r}: {reason}"
+            for other in addons:
+                clash = addon.conflicts.get(other.name) or other.conflicts.get(part)
+                if clash:
+                    return None, f"add-ons {other.name!r} and {part!r} cannot be combined: {clash}"
+            addons.append(addon)
+        from bench.method import compose
+
+        try:
+            self._composed[name] = compose(name, base, addons)
+        except ValueError as exc:
+            return None, f"method {name!r}: {exc}"
+        return self._composed[name], None
+
+
+def _within(message: str, part: str, name: str) -> str:
+    """"unknown add-on 'icrr'; ..." -> "unknown add-on 'icrr' in method 'lsgan+icrr'; ..."."""
+    return message if part == name else message.replace(f"{part!r};", f"{part!r} in method {name!r};", 1)
+
+
+ADDONS = Registry("add-on", "ganbench.addons")
+METHODS = MethodRegistry("method", "ganbench.methods", ADDONS)
 DATASETS = Registry("dataset", "ganbench.datasets")
 METRICS = Registry("metric", "ganbench.metrics")
-_ALL = (METHODS, DATASETS, METRICS)
+_ALL = (METHODS, ADDONS, DATASETS, METRICS)
 
 _loaded_dirs: set[Path] = set()
 _entry_points_loaded = False
@@ -126,10 +214,22 @@ def load_plugins(extra_dirs: Iterable[str | Path] = ()) -> None:
                     registry.register(ep.name)(obj)
 
 
-def _import_file(path: Path) -> None:
+def plugin_module(path: str | Path):
+    """The module of a plugin file, importing it once: lets one plugin build
+    on another (`methods/cn_lsgan.py` subclasses the LSGAN of `lsgan.py`)."""
+    path = Path(path).resolve()
+    _import_file(path)
+    return sys.modules[_module_name(path)]
+
+
+def _module_name(path: Path) -> str:
     # A unique module name per file keeps two folders' `gan.py` apart.
     tag = hashlib.sha1(str(path.parent).encode()).hexdigest()[:8]
-    module_name = f"ganbench_plugins.p{tag}.{path.stem}"
+    return f"ganbench_plugins.p{tag}.{path.stem}"
+
+
+def _import_file(path: Path) -> None:
+    module_name = _module_name(path)
     if module_name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(module_name, path)

@@ -77,6 +77,7 @@ def _execute(cell: dict, folder: Path) -> dict:
         t0 = time.perf_counter()
         fake = method.sample(config["budget"]["eval_samples"], seed=config["eval_seed"])
         record["timings"]["sample_s"] = time.perf_counter() - t0
+        record["method_info"] = method.record()  # e.g. DRS acceptance rate, PA level steps
         save_sample_picture(fake, dataset, folder / "samples.png")
 
         t0 = time.perf_counter()

@@ -312,6 +312,8 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         if k not in method.hp:
             known = ", ".join(method.hp) or "none"
             check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {k!r} (it has: {known})")
+    for k, problem in method.hp_problems(config["hp"]):
+        check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
     for name in config["metrics"]:
         metric = METRICS.get(name)
         if not metric.applies_to(dataset):

@@ -6,22 +6,19 @@ generator step, Adam(1e-4, betas 0.5, 0.9). G minimises -E[D(G(z))].
 The shared discriminators have no batch norm, as the paper requires.
 """
 
-from bench.method import Method
+from pathlib import Path
+
 from bench.penalties import gradient_penalty
-from bench.registry import METHODS
+from bench.registry import METHODS, plugin_module
+
+WassersteinLoss = plugin_module(Path(__file__).with_name("wgan.py")).WassersteinLoss
 
 
 @METHODS.register("wgan-gp")
-class WGANGP(Method):
+class WGANGP(WassersteinLoss):
     paper = "Gulrajani et al. 2017, Improved Training of Wasserstein GANs"
     optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.9], "d_steps": 5}
     hp = {"gp_weight": 10.0}
-
-    def d_loss(self, real_out, fake_out):
-        return fake_out.mean() - real_out.mean()
-
-    def g_loss(self, fake_out):
-        return -fake_out.mean()
 
     def d_terms(self, real, fake, real_out, fake_out):
         terms = super().d_terms(real, fake, real_out, fake_out)

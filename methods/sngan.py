@@ -1,0 +1,33 @@
+"""SNGAN. Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks".
+
+Hinge loss (Sec. 4, following Lim & Ye 2017 and Tran et al. 2017):
+D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; G minimises -E[D(G(z))].
+Spectral normalization (one power iteration per forward pass, PyTorch's
+`spectral_norm` parametrization) on every Linear/Conv layer of D.
+Adam(2e-4, betas 0.5, 0.999), one D step per G step: setting (A)-style
+hyperparameters of the paper's Table 1 family; the paper's best CIFAR
+setting uses 5 D steps and betas (0, 0.9), which a sweep can set.
+
+D's output is a hinge margin; samplers (`drs`) use it as D's logit, which
+is an approximation (only a BCE-trained D estimates the log density ratio).
+"""
+
+import torch.nn.functional as F
+
+from bench.method import Method
+from bench.registry import METHODS
+
+
+@METHODS.register("sngan")
+class SNGAN(Method):
+    paper = "Miyato et al. 2018, Spectral Normalization for Generative Adversarial Networks"
+    optimizer = {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "d_steps": 1}
+    spectral_norm = True
+    d_output = "logit"
+    target_flip = "negate"
+
+    def d_loss(self, real_out, fake_out):
+        return F.relu(1 - real_out).mean() + F.relu(1 + fake_out).mean()
+
+    def g_loss(self, fake_out):
+        return -fake_out.mean()
