@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         if sweep:
             p.add_argument("sweep", help="the sweep YAML file")
             p.add_argument("--results", default=DEFAULT_RESULTS, help="results root folder (default: ./results)")
+            p.add_argument("--budget", metavar="NAME",
+                           help="merge the sweep's `budgets: {NAME: ...}` profile (e.g. paper) over its defaults")  # fmt: skip
         p.add_argument("--plugins", action="append", default=[], metavar="DIR",
                        help="an extra folder of plugin files (repeatable; also $GANBENCH_PLUGIN_PATH)")  # fmt: skip
         p.set_defaults(func=func)
@@ -74,7 +76,7 @@ def _load(args):
     from bench.spec import load_sweep
     from bench.store import Store
 
-    sweep = load_sweep(args.sweep, extra_plugin_dirs=[str(Path(p).resolve()) for p in args.plugins])
+    sweep = load_sweep(args.sweep, extra_plugin_dirs=[str(Path(p).resolve()) for p in args.plugins], budget=args.budget)
     return sweep, Store(args.results, sweep.name)
 
 
@@ -111,8 +113,9 @@ def cmd_plan(args) -> None:
 
 
 def cmd_sweep(args) -> int:
+    from bench.data import dataset_for
     from bench.dispatch import dispatch
-    from bench.registry import DATASETS, METRICS
+    from bench.registry import METRICS
 
     sweep, store = _load(args)
     executor = args.executor or sweep.executor["name"]
@@ -128,7 +131,8 @@ def cmd_sweep(args) -> int:
           f"{busy} running elsewhere, {len(todo)} to run on {executor} ({workers} workers)", file=sys.stderr)  # fmt: skip
 
     for dataset_name in sorted({c["config"]["dataset"] for c in todo}):
-        dataset = DATASETS.get(dataset_name)()
+        dataset = dataset_for(next(c for c in todo if c["config"]["dataset"] == dataset_name))
+        dataset.prepare()  # a missing data file is one error here, before any job starts
         for metric in sorted({m for c in todo if c["config"]["dataset"] == dataset_name for m in c["config"]["metrics"]}):
             METRICS.get(metric).prepare(dataset)
 

@@ -10,13 +10,17 @@ Tensors are float32: points are (N, 2); images are (N, C, H, W) in [-1, 1].
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from bench.longtail import longtail_indices, longtail_weights
+from bench.datafiles import Source, decoded, locate, read_h5_images, read_idx
+from bench.errors import UserError
+from bench.longtail import MODES, PROFILES, density_keep, profile_indices, profile_weights
 
 
 @dataclass
@@ -25,6 +29,30 @@ class Split:
     y: torch.Tensor  # class ids (long) or continuous labels (float)
     class_counts: list[int] = field(default_factory=list)
     aux: torch.Tensor | None = None  # an auxiliary categorical attribute (e.g. the class of a rotated image)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting a dataset accepts in a sweep (`options:` of its block).
+
+    `choices` limits a string option; a `path` option (a data folder) is
+    resolved against the sweep file, goes to the cell's runtime and never
+    changes the cell id: the same files at another place are the same data.
+    """
+
+    default: Any
+    choices: tuple = ()
+    path: bool = False
+    help: str = ""
+
+
+# The long-tail options every class-labelled dataset takes (see bench.longtail).
+LONGTAIL_OPTIONS = {
+    "profile": Option("exp", PROFILES, help="exp: n_max * rho**(-c/(C-1)); step: half the classes n_max, half n_max/rho"),
+    "mode": Option("longtail", MODES, help="partial: balanced, with the long tail's total"),
+}
+SUBSAMPLE_TAG = 0x4C54  # "LT": the random stream of the continuous long tail
+ROOT_OPTION = {"root": Option(None, path=True, help="a folder holding the data files")}
 
 
 class Dataset:
@@ -37,6 +65,36 @@ class Dataset:
     dim: ClassVar[int | None] = None  # points only
     metrics: ClassVar[tuple[str, ...]] = ()  # default metrics; the first is the headline
     description: ClassVar[str] = ""
+    reference_split: ClassVar[str] = ""  # what `reference_set` is, in words
+    options: ClassVar[dict[str, Option]] = {}  # settings a sweep may give (bench.spec validates them)
+
+    def __init__(self, **options: Any):
+        problems = self.option_problems(options)
+        if problems:
+            key, problem = problems[0]
+            raise UserError(f"dataset {self.name!r}: option {key!r}: {problem}")
+        self.settings = {**{k: o.default for k, o in self.options.items()}, **options}
+
+    @classmethod
+    def option_problems(cls, options: dict) -> list[tuple[str, str]]:
+        """(key, problem) for each option that the dataset does not declare or accept."""
+        problems = []
+        for key, value in options.items():
+            if key not in cls.options:
+                close = difflib.get_close_matches(str(key), list(cls.options), n=1, cutoff=0.6)
+                known = f"did you mean {close[0]!r}?" if close else f"it has: {', '.join(cls.options) or 'none'}"
+                problems.append((key, f"dataset {cls.name!r} has no option {key!r}; {known}"))
+                continue
+            spec = cls.options[key]
+            if spec.choices and value not in spec.choices:
+                problems.append((key, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}"))
+            elif spec.path and (not isinstance(value, str) or not value):
+                problems.append((key, f"must be a folder path, got {value!r}"))
+        return problems
+
+    def prepare(self) -> None:
+        """Find and decode the data before cells are dispatched, so a missing
+        file is one error up front and workers do not all decode at once."""
 
     def train_set(self, imbalance: float, seed: int) -> Split:
         """The (long-tailed) training data for one cell."""
@@ -55,6 +113,8 @@ class Dataset:
             "resolution": cls.resolution,
             "channels": cls.channels,
             "dim": cls.dim,
+            "label_range": list(getattr(cls, "label_range", None) or []) or None,
+            "reference_split": cls.reference_split,
         }
 
 
@@ -71,6 +131,24 @@ class ContinuousDataset(Dataset):
     def eval_labels(self) -> np.ndarray:
         raise NotImplementedError
 
+    def relative(self, y: np.ndarray) -> np.ndarray:
+        """Where labels sit in `label_range`, from 0 (low end) to 1 (high end)."""
+        lo, hi = self.label_range
+        return (np.asarray(y, dtype=np.float64) - lo) / (hi - lo)
+
+    def imbalance_indices(self, y: np.ndarray, rho: float, seed: int) -> np.ndarray:
+        """The continuous long tail: sample i is kept with probability rho ** -u_i,
+        u_i its relative label (`bench.longtail.density_keep`), drawn with `seed`.
+        The low end of the label range stays dense, the high end is rho times sparser.
+        The stream is tagged so it never repeats the draws that made the data."""
+        rng = np.random.default_rng([SUBSAMPLE_TAG, seed])
+        return np.flatnonzero(rng.random(len(y)) < density_keep(self.relative(y), rho))
+
+    def bin_counts(self, y: np.ndarray, bins: int = 10) -> list[int]:
+        """Counts in `bins` equal-width label bins: a continuous Split's `class_counts`."""
+        u = np.clip(self.relative(y), 0, 1 - 1e-12)
+        return np.bincount((u * bins).astype(np.int64), minlength=bins).tolist()
+
 
 class GaussianMixture2D(Dataset):
     """Isotropic 2-D Gaussian mixture; the component is the class.
@@ -86,6 +164,8 @@ class GaussianMixture2D(Dataset):
     n_train: ClassVar[int] = 20_000
     n_reference: ClassVar[int] = 10_000
     reference_seed: ClassVar[int] = 12345
+    reference_split = "10,000 points drawn from equal-weight components (seed 12345)"
+    options = LONGTAIL_OPTIONS
 
     @classmethod
     def centres(cls) -> np.ndarray:
@@ -100,7 +180,9 @@ class GaussianMixture2D(Dataset):
         return Split(torch.from_numpy(x).float(), torch.from_numpy(y).long(), counts)
 
     def train_set(self, imbalance: float, seed: int) -> Split:
-        return self._sample(longtail_weights(len(self.centres()), imbalance), self.n_train, seed)
+        # Points are drawn on the fly: n_train at any rho, so `partial` is balanced weights.
+        weights = profile_weights(len(self.centres()), imbalance, self.settings["profile"], self.settings["mode"])
+        return self._sample(weights, self.n_train, seed)
 
     def reference_set(self) -> Split:
         k = len(self.centres())
@@ -112,6 +194,8 @@ class ClassImageDataset(Dataset):
 
     kind = "images"
     metrics = ("classifier_fid", "class_kl")
+    reference_split = "the balanced test split"
+    options = LONGTAIL_OPTIONS
 
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images N×C×H×W, int labels) of split "train" or "test"."""
@@ -129,14 +213,134 @@ class ClassImageDataset(Dataset):
 
     @staticmethod
     def to_tensor(images: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(images).float().div(127.5).sub(1.0)
+        """uint8 -> float32 in [-1, 1], in place on one float copy."""
+        return torch.from_numpy(np.asarray(images, dtype=np.float32)).div_(127.5).sub_(1.0)
 
     def train_set(self, imbalance: float, seed: int) -> Split:
         images, labels = self._split("train")
-        idx, counts = longtail_indices(labels, self.num_classes, imbalance, seed)
-        return Split(self.to_tensor(images[idx]), torch.from_numpy(labels[idx]).long(), counts)
+        labels = np.asarray(labels)
+        idx, counts = profile_indices(labels, self.num_classes, imbalance, seed, self.settings["profile"], self.settings["mode"])
+        return Split(self.to_tensor(images[idx]), torch.from_numpy(labels[idx].astype(np.int64)), counts)
 
     def reference_set(self) -> Split:
         images, labels = self._split("test")
+        labels = np.asarray(labels, dtype=np.int64)
         counts = np.bincount(labels, minlength=self.num_classes).tolist()
-        return Split(self.to_tensor(images), torch.from_numpy(labels).long(), counts)
+        return Split(self.to_tensor(images), torch.from_numpy(labels.copy()), counts)
+
+
+class FileBacked:
+    """A dataset read from published files: found by `bench.datafiles.locate`
+    (sweep `root` option, $GANBENCH_DATA, /usr/share/datasets, download) and
+    decoded once into the uint8 cache by `decode`."""
+
+    source: ClassVar[Source]
+    settings: dict
+
+    def decode(self, folder: Path) -> dict[str, np.ndarray]:
+        """Arrays by name (e.g. train_x, train_y, test_x, test_y), images uint8 N×C×H×W."""
+        raise NotImplementedError
+
+    def decode_key(self) -> str:
+        return f"{self.name}-{self.resolution}px"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        folder = locate(self.source, self.settings.get("root"))
+        return decoded(self.decode_key(), [folder / f for f in self.source.files], lambda: self.decode(folder))
+
+    def prepare(self) -> None:
+        self.arrays()
+
+
+class FileImageDataset(FileBacked, ClassImageDataset):
+    options = {**LONGTAIL_OPTIONS, **ROOT_OPTION}
+
+    def _split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self.arrays()  # memory-mapped, one copy per process (bench.datafiles.decoded)
+        return arrays[f"{split}_x"], arrays[f"{split}_y"]
+
+
+def read_idx_set(folder: Path, files: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The four MNIST-layout IDX files (train images, train labels, test
+    images, test labels) as train_x (N×1×H×W uint8), train_y, test_x, test_y."""
+    out = {}
+    for key, name in zip(("train_x", "train_y", "test_x", "test_y"), files):
+        array = read_idx(folder / name)
+        out[key] = array[:, None] if key.endswith("_x") else array.astype(np.int64)
+        if key.endswith("_x") and array.dtype != np.uint8:
+            raise UserError(f"{folder / name}: expected uint8 images, got {array.dtype}")
+    for split in ("train", "test"):
+        if out[f"{split}_x"].ndim != 4 or len(out[f"{split}_x"]) != len(out[f"{split}_y"]):
+            raise UserError(f"{folder}: {split} images {out[f'{split}_x'].shape[:1]} and labels {out[f'{split}_y'].shape} do not match")
+    return out
+
+
+class IdxImageDataset(FileImageDataset):
+    """MNIST-layout data sets: four IDX .gz files, read as they are."""
+
+    def decode(self, folder: Path) -> dict[str, np.ndarray]:
+        arrays = read_idx_set(folder, self.source.files)
+        for split in ("train", "test"):
+            shape = arrays[f"{split}_x"].shape[1:]
+            if shape != (self.channels, self.resolution, self.resolution):
+                raise UserError(f"{folder}: {self.name} {split} images are {shape}, expected "
+                                f"{(self.channels, self.resolution, self.resolution)}")  # fmt: skip
+            bad = arrays[f"{split}_y"][(arrays[f"{split}_y"] < 0) | (arrays[f"{split}_y"] >= self.num_classes)]
+            if len(bad):
+                raise UserError(f"{folder}: {self.name} {split} labels must be 0..{self.num_classes - 1}, found {int(bad[0])}")
+        return arrays
+
+
+class ContinuousImageDataset(FileBacked, ContinuousDataset):
+    """Images with a real-valued label, from decoded arrays train_x, train_y
+    (and train_aux, an auxiliary class) and the same for the reference split
+    named by `reference_arrays` ("test", or "train" where the published
+    protocol evaluates against all real images, as CcGAN does)."""
+
+    kind = "images"
+    reference_arrays: ClassVar[str] = "test"
+    options = ROOT_OPTION
+
+    def _subset(self, split: str, idx: np.ndarray | None) -> Split:
+        a = self.arrays()
+        x, y = a[f"{split}_x"], np.asarray(a[f"{split}_y"], dtype=np.float64)
+        aux = a.get(f"{split}_aux")
+        if idx is not None:
+            x, y = x[idx], y[idx]
+            aux = aux[idx] if aux is not None else None
+        return Split(
+            ClassImageDataset.to_tensor(x),
+            torch.from_numpy(np.array(y, dtype=np.float32)),
+            self.bin_counts(y),
+            torch.from_numpy(np.array(aux, dtype=np.int64)) if aux is not None else None,
+        )
+
+    def train_set(self, imbalance: float, seed: int) -> Split:
+        return self._subset("train", self.imbalance_indices(self.arrays()["train_y"], imbalance, seed))
+
+    def reference_set(self) -> Split:
+        return self._subset(self.reference_arrays, None)
+
+
+def dataset_for(cell: dict) -> Dataset:
+    """The dataset of a cell, built with its options (config) and data paths (runtime)."""
+    from bench.registry import DATASETS
+
+    config = cell["config"]
+    options = {**config.get("dataset_options", {}), **cell.get("runtime", {}).get("dataset_paths", {})}
+    return DATASETS.get(config["dataset"])(**options)
+
+
+class CcganH5Dataset(ContinuousImageDataset):
+    """A CcGAN authors' HDF5 file (`images` N×3×R×R uint8, `labels`): the
+    labels inside `label_range` (closed) are kept, and, as in CcGAN, the
+    reference is all of those real images."""
+
+    reference_arrays = "train"
+    channels = 3
+
+    def decode(self, folder: Path) -> dict[str, np.ndarray]:
+        images, labels = read_h5_images(folder / self.source.files[0], self.resolution)
+        lo, hi = self.label_range
+        keep = (labels >= lo) & (labels <= hi)
+        return {"train_x": images[keep], "train_y": labels[keep]}

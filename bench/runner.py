@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench.data import dataset_for
 from bench.metrics.base import EvalContext
 from bench.registry import DATASETS, METHODS, METRICS, REPO_ROOT, load_plugins
 from bench.store import Store, write_json
@@ -61,13 +62,15 @@ def _execute(cell: dict, folder: Path) -> dict:
     record: dict = {"id": cell["id"], "sweep": cell["sweep"], "config": config, "metrics": {}, "timings": {}}
     record["environment"] = environment()
     try:
-        dataset = DATASETS.get(config["dataset"])()
+        dataset = dataset_for(cell)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         record["environment"]["device"] = str(device)
 
         t0 = time.perf_counter()
         data = dataset.train_set(config["imbalance"], config["seed"])
-        record["data"] = {"n_train": len(data.x), "class_counts": data.class_counts, "subset_seed": config["seed"]}
+        record["data"] = {"n_train": len(data.x), "class_counts": data.class_counts, "subset_seed": config["seed"],
+                          "counts_of": "classes" if dataset.label_type == "class" else "10 equal-width label bins",
+                          "options": {k: v for k, v in dataset.settings.items() if not dataset.options[k].path}}  # fmt: skip
         seed_everything(config["seed"])  # before the networks exist: their init is part of the run
         method = METHODS.get(config["method"])(config, dataset.info(), device)
         outcome = train(method, data, config, cell["runtime"], folder)

@@ -46,10 +46,12 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 DEFAULT_BUDGET = {"steps": 2000, "batch_size": 128, "eval_samples": 2000}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor")
+TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets")
 SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "log_every", "checkpoint_every")
 METHOD_SETTING_KEYS = SETTING_KEYS + ("hp",)
 EXECUTOR_KEYS = ("name", "workers", "cells_per_job")
+DATASET_SETTING_KEYS = SETTING_KEYS + ("options",)  # `options`: the dataset's declared options (Dataset.options)
+BUDGET_PROFILE_KEYS = ("defaults", "overrides")
 RUNTIME_KEYS = ("log_every", "checkpoint_every")
 
 
@@ -61,6 +63,7 @@ class Sweep:
     executor: dict
     plugin_dirs: list[str] = field(default_factory=list)
     description: str = ""
+    budget: str | None = None  # the `budgets:` profile merged in, if any
 
 
 def cell_id(config: dict) -> str:
@@ -120,8 +123,13 @@ def _type(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
-def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = ()) -> Sweep:
-    """Read, validate and expand a sweep file. Raises UserError, writes nothing."""
+def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str | None = None) -> Sweep:
+    """Read, validate and expand a sweep file. Raises UserError, writes nothing.
+
+    `budget` names a profile of the sweep's `budgets:` section (e.g. "paper")
+    whose `defaults` and `overrides` are merged over the base ones; its cells
+    are a sweep of their own, named "<name>-<budget>".
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such sweep file")
@@ -150,25 +158,29 @@ def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = ()) -> Sweep:
     load_plugins(plugin_dirs)
 
     combos = _expand(raw, check)
-    defaults = _settings(raw.get("defaults", {}), "defaults", check, SETTING_KEYS)
-    overrides = check.mapping(raw.get("overrides", {}), "overrides", ("method", "dataset"))
-    by_dataset = {
-        k: _settings(v, f"overrides.dataset.{k}", check, SETTING_KEYS)
-        for k, v in check.mapping(overrides.get("dataset", {}), "overrides.dataset").items()
-    }
-    by_method = {
-        k: _settings(v, f"overrides.method.{k}", check, METHOD_SETTING_KEYS)
-        for k, v in check.mapping(overrides.get("method", {}), "overrides.method").items()
-    }
-    for kind, table, registry in (("dataset", by_dataset, DATASETS), ("method", by_method, METHODS)):
-        for k in table:
-            if k not in registry:
-                check.fail(f"overrides.{kind}.{k}", registry.unknown_message(k))
+    profiles = check.mapping(raw.get("budgets", {}), "budgets")
+    for k, profile in profiles.items():
+        if not isinstance(k, str) or not NAME_RE.match(k):
+            check.fail(f"budgets.{k}", "a budget profile needs a name of letters, digits, '-', '_' or '.'")
+        check.mapping(profile, f"budgets.{k}", BUDGET_PROFILE_KEYS)
+        _settings(profile.get("defaults", {}), f"budgets.{k}.defaults", check, DATASET_SETTING_KEYS)
+        _override_blocks(profile.get("overrides", {}), f"budgets.{k}.overrides", check)
+    raw_defaults, raw_overrides = raw.get("defaults", {}), raw.get("overrides", {})
+    if budget is not None:
+        if budget not in profiles:
+            known = ", ".join(map(str, profiles)) or "none (add a `budgets:` section)"
+            check.fail("budgets", f"no budget profile {budget!r} for --budget; the sweep has: {known}")
+        name = f"{name}-{budget}"
+        raw_defaults = _merge(check.mapping(raw_defaults, "defaults"), profiles[budget].get("defaults", {}))
+        raw_overrides = _merge(check.mapping(raw_overrides, "overrides"), profiles[budget].get("overrides", {}))
+    defaults = _settings(raw_defaults, "defaults", check, DATASET_SETTING_KEYS)
+    by_dataset, by_method = _override_blocks(raw_overrides, "overrides", check)
 
     cells = []
     for combo in combos:
         config = _resolve(combo, defaults, by_dataset.get(combo["dataset"], {}), by_method.get(combo["method"], {}), check)
         runtime = {k: config.pop(k) for k in RUNTIME_KEYS}
+        runtime["dataset_paths"] = config.pop("dataset_paths")
         runtime["plugin_dirs"] = plugin_dirs
         cells.append({"id": cell_id(config), "sweep": name, "config": config, "runtime": runtime})
     return Sweep(
@@ -178,7 +190,29 @@ def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = ()) -> Sweep:
         executor=_executor(raw.get("executor", {}), check),
         plugin_dirs=plugin_dirs,
         description=str(raw.get("description", "")),
+        budget=budget,
     )
+
+
+def _override_blocks(value: Any, key: str, check: _Checker) -> tuple[dict, dict]:
+    """Validate an `overrides` section: (by dataset name, by method name)."""
+    overrides = check.mapping(value, key, ("method", "dataset"))
+    by_dataset = {
+        k: _settings(v, f"{key}.dataset.{k}", check, DATASET_SETTING_KEYS)
+        for k, v in check.mapping(overrides.get("dataset", {}), f"{key}.dataset").items()
+    }
+    by_method = {
+        k: _settings(v, f"{key}.method.{k}", check, METHOD_SETTING_KEYS)
+        for k, v in check.mapping(overrides.get("method", {}), f"{key}.method").items()
+    }
+    for kind, table, registry in (("dataset", by_dataset, DATASETS), ("method", by_method, METHODS)):
+        for k in table:
+            if k not in registry:
+                check.fail(f"{key}.{kind}.{k}", registry.unknown_message(k))
+    for k, block in by_dataset.items():
+        for opt, problem in DATASETS.get(k).option_problems(block.get("options", {})):
+            check.fail(f"{key}.dataset.{k}.options.{opt}", problem)
+    return by_dataset, by_method
 
 
 def _axis_values(value: Any, key: str, axis: str, check: _Checker) -> list:
@@ -279,6 +313,8 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
             check.integer(block[k], f"{key}.{k}", 1)
     if "hp" in block:
         check.mapping(block["hp"], f"{key}.hp")
+    if "options" in block:
+        check.mapping(block["options"], f"{key}.options")
     return block
 
 
@@ -314,17 +350,42 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
             check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {k!r} (it has: {known})")
     for k, problem in method.hp_problems(config["hp"]):
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
+    options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     for name in config["metrics"]:
         metric = METRICS.get(name)
         if not metric.applies_to(dataset):
             check.fail("metrics", f"metric {name!r} does not apply to dataset {combo['dataset']!r} ({metric.requirement})")
+    if not config["metrics"]:
+        check.fail(f"overrides.dataset.{combo['dataset']}.metrics", f"dataset {combo['dataset']!r} has no default metrics "
+                   f"yet; name metrics that apply to it ({dataset.label_type} labels, {dataset.kind}), or leave it out of the matrix")  # fmt: skip
     return {
         "method": combo["method"],
         "dataset": combo["dataset"],
         "imbalance": combo["imbalance"],
         "seed": combo["seed"],
         **config,
+        **({"dataset_options": options} if options else {}),
+        "dataset_paths": paths,
     }
+
+
+def _dataset_options(name: str, dataset: type, options: dict, by_dataset: dict, check: _Checker) -> tuple[dict, dict]:
+    """Split a cell's dataset options into (settings for the id, data paths for the runtime).
+
+    Settings equal to the dataset's default are left out, so a dataset that
+    gains an option keeps the ids of the cells that do not use it; paths are
+    made absolute against the sweep file's folder and never enter the id.
+    """
+    for k, problem in dataset.option_problems(options):
+        where = f"overrides.dataset.{name}" if k in by_dataset.get("options", {}) else "defaults"
+        check.fail(f"{where}.options.{k}", problem)
+    settings, paths = {}, {}
+    for k, value in options.items():
+        if dataset.options[k].path:
+            paths[k] = str((check.path.parent / Path(value).expanduser()).resolve())
+        elif value != dataset.options[k].default:
+            settings[k] = value
+    return settings, paths
 
 
 def _executor(value: Any, check: _Checker) -> dict:

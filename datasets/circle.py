@@ -1,0 +1,62 @@
+"""CcGAN's Circular 2-D Gaussians (Ding et al. 2021, "CcGAN").
+
+Training: 120 angles evenly spaced in [0, 2pi), 10 samples each from
+N((sin t, cos t), 0.02^2 I), drawn with the cell's seed; the label is the
+angle t (radians). Evaluation: 360 angles evenly spaced and offset by half a
+degree, so none is a training angle, 10 samples each (seed 12345).
+
+Imbalance: a sample at angle t is kept with probability rho ** (-t / 2pi)
+(bench.longtail.density_keep): angles near 0 stay dense, angles near 2pi
+are rho times sparser.
+"""
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from bench.data import ContinuousDataset, Split
+from bench.registry import DATASETS
+
+
+@DATASETS.register("circle")
+class Circle(ContinuousDataset):
+    kind = "points"
+    dim = 2
+    label_range = (0.0, 2 * np.pi)
+    sigma: ClassVar[float] = 0.02
+    radius: ClassVar[float] = 1.0
+    n_angles: ClassVar[int] = 120
+    per_angle: ClassVar[int] = 10
+    n_eval_angles: ClassVar[int] = 360
+    reference_seed: ClassVar[int] = 12345
+    description = "CcGAN circular 2-D Gaussians: 120 training angles, 10 samples each, sigma 0.02; label = angle"
+    reference_split = "360 unseen angles (offset half a degree), 10 samples each (seed 12345)"
+
+    @classmethod
+    def train_labels(cls) -> np.ndarray:
+        return 2 * np.pi * np.arange(cls.n_angles) / cls.n_angles
+
+    def eval_labels(self) -> np.ndarray:
+        return 2 * np.pi * (np.arange(self.n_eval_angles) + 0.5) / self.n_eval_angles
+
+    @classmethod
+    def mean(cls, labels) -> np.ndarray:
+        """The true mean (R sin t, R cos t) of the Gaussian at each angle t, shape (N, 2)."""
+        t = np.asarray(labels, dtype=np.float64)
+        return cls.radius * np.stack([np.sin(t), np.cos(t)], axis=-1)
+
+    def _draw(self, angles: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(angles, self.per_angle)
+        return self.mean(y) + self.sigma * rng.standard_normal((len(y), 2)), y
+
+    def _split(self, x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(torch.from_numpy(x).float(), torch.from_numpy(y).float(), self.bin_counts(y))
+
+    def train_set(self, imbalance: float, seed: int) -> Split:
+        x, y = self._draw(self.train_labels(), np.random.default_rng(seed))
+        keep = self.imbalance_indices(y, imbalance, seed)
+        return self._split(x[keep], y[keep])
+
+    def reference_set(self) -> Split:
+        return self._split(*self._draw(self.eval_labels(), np.random.default_rng(self.reference_seed)))

@@ -1,0 +1,21 @@
+"""Fashion-MNIST (Xiao et al. 2017): 28x28 grey clothing images, 10 classes,
+60,000 train / 10,000 test.
+
+Read from the four IDX .gz files as published (Debian package
+`dataset-fashion-mnist`, $GANBENCH_DATA, the sweep's `root` option, or
+torchvision's download); the balanced test split is the reference.
+"""
+
+from bench.data import IdxImageDataset
+from bench.datafiles import FASHION_MNIST
+from bench.registry import DATASETS
+
+
+@DATASETS.register("fashion-mnist")
+class FashionMNIST(IdxImageDataset):
+    source = FASHION_MNIST
+    num_classes = 10
+    resolution = 28
+    channels = 1
+    description = "Fashion-MNIST 28x28 grey, 10 classes (60,000 train / 10,000 test)"
+    reference_split = "the test split: 10,000 images, 1,000 per class"

@@ -1,0 +1,198 @@
+"""Data files: readers, the resolver, the decoded cache and the dataset plugins.
+
+Every file is written here, small, in the real published format; nothing is
+downloaded ($GANBENCH_DOWNLOAD=0).
+"""
+
+import gzip
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bench.data
+import bench.datafiles as datafiles
+from bench.datafiles import read_cifar_batch, read_idx
+from bench.errors import UserError
+from bench.longtail import longtail_counts, profile_counts
+from bench.registry import DATASETS
+from data_writers import IDX_FILES, write_ccgan_h5, write_cifar, write_idx, write_mnist_like
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """$GANBENCH_DATA in a fresh folder, no download, and no Debian folder."""
+    monkeypatch.setenv("GANBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("GANBENCH_DOWNLOAD", "0")
+    monkeypatch.setattr(datafiles, "SYSTEM_ROOT", tmp_path / "no-system-data")
+    return tmp_path / "data"
+
+
+def test_idx_round_trip_and_bad_files(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", a)
+    assert np.array_equal(read_idx(tmp_path / "a.gz"), a)
+    with gzip.open(tmp_path / "short.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + (2).to_bytes(4, "big") * 3 + b"\x00" * 5)
+    with pytest.raises(UserError, match=r"short\.gz: IDX header says shape \(2, 2, 2\)"):
+        read_idx(tmp_path / "short.gz")
+    (tmp_path / "plain.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(UserError, match=r"plain\.gz: cannot read it as gzip"):
+        read_idx(tmp_path / "plain.gz")
+
+
+def test_fashion_mnist_long_tail_from_data_env(data_root):
+    write_mnist_like(data_root / "fashion-mnist", per_class_train=20, per_class_test=5)
+    ds = DATASETS.get("fashion-mnist")()
+    split = ds.train_set(imbalance=10, seed=3)
+    assert split.class_counts == longtail_counts(20, 10, 10) == [20, 15, 11, 9, 7, 5, 4, 3, 2, 2]
+    assert np.bincount(split.y.numpy(), minlength=10).tolist() == split.class_counts
+    assert split.x.shape == (sum(split.class_counts), 1, 28, 28) and split.x.dtype == torch.float32
+    # the writer encodes the label in the brightness: images stayed with their labels
+    brightness = ((split.x.mean(dim=(1, 2, 3)) + 1) * 127.5 - 34.5) / 20
+    assert torch.allclose(brightness, split.y.float(), atol=0.3)
+    again, other = ds.train_set(10, seed=3), ds.train_set(10, seed=4)
+    assert torch.equal(split.x, again.x) and not torch.equal(split.x, other.x)
+    ref = ds.reference_set()
+    assert ref.class_counts == [5] * 10 and ref.x.min() >= -1 and ref.x.max() <= 1
+
+
+def test_step_profile_and_partial_mode(data_root):
+    write_mnist_like(data_root / "fashion-mnist", per_class_train=20)
+    cls = DATASETS.get("fashion-mnist")
+    assert cls(profile="step").train_set(10, 0).class_counts == [20] * 5 + [2] * 5
+    partial = cls(mode="partial").train_set(10, 0).class_counts
+    assert sum(partial) == sum(longtail_counts(20, 10, 10)) and max(partial) - min(partial) <= 1
+    assert profile_counts(5000, 10, 100, mode="partial")[0] == 1241 and sum(profile_counts(5000, 10, 100, mode="partial")) == 12406
+    with pytest.raises(UserError, match="option 'profil'.*did you mean 'profile'"):
+        cls(profil="step")
+    with pytest.raises(UserError, match="must be one of exp, step"):
+        cls(profile="linear")
+
+
+def test_resolver_order_and_missing_message(data_root, tmp_path):
+    write_mnist_like(data_root, per_class_train=3)  # $GANBENCH_DATA itself holds a set
+    explicit = write_mnist_like(tmp_path / "mine", per_class_train=4)
+    assert datafiles.locate(datafiles.FASHION_MNIST) == data_root
+    assert datafiles.locate(datafiles.FASHION_MNIST, root=explicit) == explicit  # the sweep's root comes first
+    assert DATASETS.get("fashion-mnist")(root=str(explicit)).train_set(1, 0).class_counts == [4] * 10
+    for f in IDX_FILES[1:]:
+        (data_root / f).unlink()
+    with pytest.raises(UserError) as err:
+        DATASETS.get("fashion-mnist")().train_set(1, 0)
+    message = str(err.value)
+    assert "\n" not in message
+    for expected in (str(data_root), str(data_root / "fashion-mnist"), "no-system-data/fashion-mnist",
+                     "apt-get install dataset-fashion-mnist", "$GANBENCH_DATA", "options.root", "GANBENCH_DOWNLOAD=0"):  # fmt: skip
+        assert expected in message, expected
+
+
+def test_decoded_cache_never_decodes_twice(data_root, monkeypatch):
+    folder = write_mnist_like(data_root / "mnist", per_class_train=6)
+    first = DATASETS.get("mnist")().train_set(1, 0)
+    datafiles._memory.clear()  # a new process: only the on-disk cache is left
+
+    def no_decoding(path):
+        raise AssertionError(f"decoded {path} again")
+
+    monkeypatch.setattr(bench.data, "read_idx", no_decoding)
+    second = DATASETS.get("mnist")().train_set(1, 0)
+    assert torch.equal(first.x, second.x)
+    arrays = DATASETS.get("mnist")().arrays()
+    assert arrays["train_x"].dtype == np.uint8 and isinstance(arrays["train_x"], np.memmap)
+    assert DATASETS.get("mnist")().arrays() is arrays  # one copy per process
+    cached = list((Path(datafiles.cache_dir("decoded"))).glob("mnist-28px-*/train_x.npy"))
+    assert cached, "the decoded arrays live under $GANBENCH_CACHE/decoded"
+    # new files are a new decode, never a stale cache
+    monkeypatch.undo()
+    monkeypatch.setenv("GANBENCH_DATA", str(data_root))
+    monkeypatch.setenv("GANBENCH_DOWNLOAD", "0")
+    time.sleep(0.01)
+    write_mnist_like(folder, per_class_train=7)
+    assert DATASETS.get("mnist")().train_set(1, 0).class_counts == [7] * 10
+
+
+def test_cifar10_pickles_and_rho100(data_root, tmp_path):
+    write_cifar(data_root / "cifar10", per_batch=30)
+    ds = DATASETS.get("cifar10")()
+    full = ds.train_set(1, 0)
+    assert full.x.shape == (150, 3, 32, 32) and full.class_counts == [15] * 10
+    assert ds.train_set(100, 0).class_counts == longtail_counts(15, 10, 100)
+    assert ds.reference_set().class_counts == [3] * 10
+    with open(tmp_path / "evil", "wb") as f:
+        pickle.dump({b"data": print, b"labels": []}, f)
+    with pytest.raises(UserError, match="evil: not a CIFAR python batch.*refusing to load builtins.print"):
+        read_cifar_batch(tmp_path / "evil")
+
+
+@pytest.mark.parametrize("name, filename, labels, kept", [
+    ("utkface", "UTKFace_64x64.h5", [0, 1, 5, 30, 60, 61, 80], [1, 5, 30, 60]),
+    ("steering-angle", "SteeringAngle_64x64.h5", [-90, -80, 0, 45.5, 80, 85], [-80, 0, 45.5, 80]),
+])  # fmt: skip
+def test_ccgan_h5_readers(data_root, name, filename, labels, kept):
+    cls = DATASETS.get(name)
+    with pytest.raises(UserError, match=f"{filename}.*put it|{filename}.*in a folder"):
+        cls().train_set(1, 0)
+    write_ccgan_h5(data_root / name / filename, labels)
+    ds = cls()
+    split = ds.train_set(1, 0)
+    assert split.x.shape == (len(kept), 3, 64, 64) and split.y.dtype == torch.float32
+    assert sorted(split.y.tolist()) == kept and ds.reference_set().y.tolist() == split.y.tolist()
+    assert ds.label_type == "continuous" and ds.info()["label_range"] == list(cls.label_range)
+
+
+def test_h5_wrong_layout(data_root):
+    import h5py
+
+    (data_root / "utkface").mkdir(parents=True)
+    with h5py.File(data_root / "utkface/UTKFace_64x64.h5", "w") as f:
+        f.create_dataset("imgs", data=np.zeros((2, 3, 64, 64), np.uint8))
+    with pytest.raises(UserError, match="has no dataset 'images' \\(it has: imgs\\)"):
+        DATASETS.get("utkface")().train_set(1, 0)
+
+
+def test_circle_contract():
+    ds = DATASETS.get("circle")()
+    full = ds.train_set(1, seed=0)
+    assert full.x.shape == (1200, 2) and len(set(full.y.tolist())) == 120
+    assert np.allclose(ds.mean([0.0, np.pi / 2]), [[0, 1], [1, 0]], atol=1e-12)
+    err = full.x.numpy() - ds.mean(full.y.numpy())
+    assert abs(err.std() - ds.sigma) < 0.003
+    evals = ds.eval_labels()
+    assert len(evals) == 360 and not np.isin(np.round(evals, 9), np.round(ds.train_labels(), 9)).any()
+    assert len(ds.reference_set().y) == 3600
+    tail = ds.train_set(100, seed=0)
+    assert sum(tail.class_counts) < 0.35 * 1200 and tail.class_counts[0] > 5 * tail.class_counts[-1]
+    assert not torch.equal(ds.train_set(1, seed=1).x, full.x)
+
+
+def test_rot_fmnist(data_root):
+    from bench.registry import load_plugins
+
+    write_mnist_like(data_root / "fashion-mnist", per_class_train=30, per_class_test=5)
+    ds = DATASETS.get("rot-fmnist")()
+    split = ds.train_set(1, 0)
+    assert split.x.shape == (300, 1, 28, 28) and split.aux.tolist() != [] and set(split.aux.tolist()) == set(range(10))
+    assert 0 <= split.y.min() and split.y.max() < 90 and len(ds.eval_labels()) == 180
+    tail = ds.train_set(100, 0)
+    assert len(tail.y) < 0.4 * 300 and (tail.y < 45).sum() > 2 * (tail.y >= 45).sum()
+    load_plugins()
+    module = next(m for name, m in __import__("sys").modules.items() if name.endswith(".rot_fmnist"))
+    square = np.zeros((1, 1, 28, 28), np.uint8)
+    square[0, 0, 4:10, 2:26] = 200  # a horizontal bar
+    assert np.array_equal(module.rotate(square, np.array([0.0])), square)
+    turned = module.rotate(square, np.array([90.0]))[0, 0]
+    assert np.abs(turned.astype(int) - np.rot90(square[0, 0]).astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+                    reason="the Debian package dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")  # fmt: skip
+def test_real_fashion_mnist_from_debian_package(monkeypatch):
+    monkeypatch.delenv("GANBENCH_DATA", raising=False)
+    monkeypatch.setenv("GANBENCH_DOWNLOAD", "0")
+    ds = DATASETS.get("fashion-mnist")()
+    assert ds.reference_set().class_counts == [1000] * 10
+    assert ds.train_set(100, 0).class_counts == longtail_counts(6000, 10, 100)
