@@ -93,6 +93,8 @@ def test_report_has_rows_columns_and_files(tiny):
     row = csv[(csv.metric == "classifier_fid")].iloc[0]
     assert row["mean"] == pytest.approx(fid["metrics"]["classifier_fid"])
     assert "\\begin{tabular}" in (out / "leaderboard.tex").read_text()
+    page = (out / "leaderboard.html").read_text()
+    assert "<td>lsgan</td>" in page and "<img src='ring.png'" in page
     for name in ("ring.png", "digits.png"):
         assert (out / name).stat().st_size > 1000
 

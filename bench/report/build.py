@@ -1,4 +1,4 @@
-"""Build results/<sweep>/: leaderboard.md, .csv, .tex, cells.csv, <dataset>.png."""
+"""Build results/<sweep>/: leaderboard.md, .html, .csv, .tex, cells.csv, <dataset>.png."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.report.frame import cells_frame, summary_frame
+from bench.report.html import to_html
 from bench.report.plots import plot_dataset
 from bench.report.tables import metric_tables, to_latex, to_markdown
 from bench.spec import Sweep
@@ -32,25 +33,26 @@ def write_report(sweep: Sweep, store: Store) -> dict:
     out = store.report_dir
     out.mkdir(parents=True, exist_ok=True)
 
-    lines = [f"# Leaderboard: {sweep.name}", ""]
-    if sweep.description:
-        lines += [sweep.description.strip(), ""]
-    lines.append(
+    summary_lines = [sweep.description.strip()] if sweep.description else []
+    summary_lines.append(
         f"{len(ids)} cells: {status['done']} done, {status['diverged']} diverged, {status['failed']} failed, "
         f"{missing} missing (not yet run or still running)."
     )
     if stale:
-        lines.append(f"{stale} results of cells no longer in the sweep file are left out.")
-    lines += ["", "Entries: mean ± std over training seeds (number of seeds); best per column in bold.", ""]
-    lines.append(to_markdown(tables) if tables else "No finished cells yet.\n")
+        summary_lines.append(f"{stale} results of cells no longer in the sweep file are left out.")
+    summary_lines.append("Entries: mean ± std over training seeds (number of seeds); best per column in bold.")
     plots = []
     for dataset in dataset_order:
         headline = next((c["config"]["metrics"][0] for c in sweep.cells if c["config"]["dataset"] == dataset), None)
         png = out / f"{dataset}.png"
         if headline and _atomic_plot(summary, dataset, headline, method_order, png):
             plots.append(png)
-            lines.append(f"![{dataset}]({png.name})")
-    atomic_write(out / "leaderboard.md", "\n".join(lines) + "\n")
+    title = f"Leaderboard: {sweep.name}"
+    markdown = [f"# {title}", "", *(line + "\n" for line in summary_lines)]
+    markdown.append(to_markdown(tables) if tables else "No finished cells yet.\n")
+    markdown += [f"![{p.stem}]({p.name})" for p in plots]
+    atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
+    atomic_write(out / "leaderboard.html", to_html(title, summary_lines, tables, [p.name for p in plots]))
     atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
     atomic_write(out / "leaderboard.tex", to_latex(tables))
     atomic_write(out / "cells.csv", cells.to_csv(index=False))

@@ -44,12 +44,13 @@ def metric_tables(summary: pd.DataFrame, method_order: list[str], dataset_order:
     return sorted(tables, key=lambda t: metric_order.index(t["metric"]) if t["metric"] in metric_order else len(metric_order))
 
 
-def _entry(rows: dict, best: dict, method: str, col, bold: tuple[str, str], pm: str) -> str:
-    if col not in rows[method]:
+def entry_text(table: dict, method: str, col, bold: tuple[str, str], pm: str, escape=str) -> str:
+    """'mean ± std (n)' for one table entry, in bold when it is the column's best."""
+    if col not in table["rows"][method]:
         return ""
-    mean, std, n = rows[method][col]
-    text = f"{_fmt(mean)} {pm} {_fmt(std)} ({n})"
-    return f"{bold[0]}{text}{bold[1]}" if method in best.get(col, ()) else text
+    mean, std, n = table["rows"][method][col]
+    text = escape(f"{_fmt(mean)} {pm} {_fmt(std)} ({n})")
+    return f"{bold[0]}{text}{bold[1]}" if method in table["best"].get(col, ()) else text
 
 
 def to_markdown(tables: list[dict]) -> str:
@@ -60,7 +61,7 @@ def to_markdown(tables: list[dict]) -> str:
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "---|" * len(header))
         for m in t["rows"]:
-            cells = [_entry(t["rows"], t["best"], m, c, ("**", "**"), "±") for c in t["columns"]]
+            cells = [entry_text(t, m, c, ("**", "**"), "±") for c in t["columns"]]
             out.append("| " + " | ".join([m, *cells]) + " |")
         out.append("")
     return "\n".join(out)
@@ -81,7 +82,7 @@ def to_latex(tables: list[dict]) -> str:
         out.append("Method & " + " & ".join(rf"{_tex_escape(d)} $\rho{{=}}{r}$" for d, r in cols) + r" \\")
         out.append(r"\midrule")
         for m in t["rows"]:
-            cells = [_entry(t["rows"], t["best"], m, c, (r"\textbf{", "}"), r"$\pm$") for c in cols]
+            cells = [entry_text(t, m, c, (r"\textbf{", "}"), r"$\pm$") for c in cols]
             out.append(" & ".join([_tex_escape(m), *cells]) + r" \\")
         out.append(r"\bottomrule")
         out.append(r"\end{tabular}")
