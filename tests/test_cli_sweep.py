@@ -23,7 +23,7 @@ defaults:
   checkpoint_every: 15
 overrides:
   dataset: {digits: {budget: {steps: 10}, arch: {width: 8}}}
-executor: {name: local, workers: 2}
+executor: {name: local, workers: 2, cells_per_job: 3}  # two worker processes
 """
 
 
