@@ -44,6 +44,20 @@ class Metric:
         return {"name": cls.name, "label": cls.label, "direction": cls.direction}
 
 
+class ImageMetric(Metric):
+    requirement = "needs an image dataset"
+
+    @classmethod
+    def applies_to(cls, dataset: type[Dataset]) -> bool:
+        return dataset.kind == "images"
+
+
+def unavailable(ctx: EvalContext, metric: str, reason: str) -> float:
+    """Record why `metric` has no value in the result's evaluator info; the value is NaN."""
+    ctx.info.setdefault("unavailable", {})[metric] = reason
+    return float("nan")
+
+
 def kl_to_uniform(counts: torch.Tensor) -> float:
     """KL(p || uniform) of a histogram, with 0 log 0 = 0 (nats)."""
     p = counts.double() / counts.sum()

@@ -12,27 +12,12 @@ Both record the classifier's test accuracy and weight hash in the result.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from bench.metrics.base import EvalContext, Metric, kl_to_uniform
+from bench.metrics.base import Metric, kl_to_uniform
 from bench.metrics.evalnet import get_classifier
+from bench.metrics.spaces import classifier_space, fid_to_reference
 from bench.registry import METRICS
-
-
-def _classify(ctx: EvalContext) -> dict:
-    if "classifier" not in ctx.memo:
-        net = get_classifier(ctx.dataset)
-        fake_feats, fake_logits = net.features_and_logits(ctx.fake.float())
-        real_feats, _ = net.features_and_logits(ctx.reference.x)
-        ctx.memo["classifier"] = {"fake": fake_feats, "real": real_feats, "pred": fake_logits.argmax(1)}
-        ctx.info["classifier"] = {"accuracy": net.accuracy, "digest": net.digest}
-    return ctx.memo["classifier"]
-
-
-def _gaussian(feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    f = feats.double().numpy()
-    return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
 class ClassifierMetric(Metric):
@@ -53,12 +38,7 @@ class ClassifierFID(ClassifierMetric):
     direction = "lower"
 
     def compute(self, ctx):
-        from cleanfid.fid import frechet_distance
-
-        feats = _classify(ctx)
-        mu1, s1 = _gaussian(feats["fake"])
-        mu2, s2 = _gaussian(feats["real"])
-        return float(frechet_distance(mu1, s1, mu2, s2))
+        return fid_to_reference(classifier_space(ctx))
 
 
 @METRICS.register("class_kl")
@@ -67,5 +47,5 @@ class ClassKL(ClassifierMetric):
     direction = "lower"
 
     def compute(self, ctx):
-        pred = _classify(ctx)["pred"]
+        pred = classifier_space(ctx)["pred"]
         return kl_to_uniform(torch.bincount(pred, minlength=ctx.dataset.num_classes))

@@ -1,28 +1,45 @@
-"""The per-dataset evaluation classifier: trained once, cached on disk.
+"""Per-data-set evaluation networks: trained once with a fixed seed, cached on disk.
 
-A small CNN trained with a fixed seed on the dataset's balanced training
-data. Its penultimate layer is the feature space of `classifier_fid`; its
-predictions feed `class_kl`. The cache file holds the weights, the test
-accuracy on the balanced reference set and a hash of the weights, which
-every result records so tables never mix scores from different evaluators.
+Roles (which ones a data set gets follows its declarations, see `roles_for`):
+- "classifier": a small CNN on the class labels. Its penultimate layer is
+  the feature space of `classifier_fid` and the class FIDs; its predictions
+  feed `class_kl` and the head/tail assignment. Score: test accuracy.
+- "regressor": the same CNN with one output, regressing a continuous label
+  (scaled to [0, 1] by the data set's `label_range`). Feeds `label_score`.
+  Score: test MAE in label units.
+- "aux_classifier": the CNN on the auxiliary categorical attribute
+  (`Split.aux`, e.g. the clothing class of a rotated image). Feeds
+  `diversity`. Score: test accuracy.
+- "autoencoder": a convolutional autoencoder whose bottleneck is the feature
+  space of `sfid`. Score: test reconstruction MSE (pixels in [-1, 1]).
+All train on the balanced training data (imbalance 1) and are scored on the
+balanced reference split. The cache file holds the weights, the score and a
+hash of the weights, which every result records so tables never mix scores
+from different evaluators. `ganbench evalnets DATASET` trains them ahead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from bench.cache import cache_dir, file_lock
+from bench.cache import cache_dir
+from bench.metrics.diskcache import build_once
 
-# Bump when the architecture or training recipe changes: old caches are then ignored.
-RECIPE = "cnn-v1"
+# Bump a recipe when its architecture or training changes: old caches are then ignored.
+RECIPES = {"classifier": "cnn-v1", "regressor": "cnn-reg-v1", "aux_classifier": "cnn-aux-v1", "autoencoder": "ae-v1"}
 SEED = 0
 EPOCHS = 20
+MAX_STEPS = 4000  # cap for the roles added with the continuous metrics (not the classifier: its recipe is fixed)
+BOTTLENECK = 64
+
+
+class EvalNetUnavailable(Exception):
+    """The data set lacks what this evaluation network learns from (the message says what)."""
 
 
 class Classifier(nn.Module):
@@ -41,20 +58,69 @@ class Classifier(nn.Module):
         return self.head(self.trunk(x))
 
 
+class AutoEncoder(nn.Module):
+    """Two stride-2 convolutions down to a BOTTLENECK-d code and back (resolution divisible by 4)."""
+
+    def __init__(self, channels: int, resolution: int, bottleneck: int = BOTTLENECK):
+        super().__init__()
+        side = resolution // 4
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * side * side, bottleneck),
+        )  # fmt: skip
+        self.decoder = nn.Sequential(
+            nn.Linear(bottleneck, 64 * side * side), nn.ReLU(), nn.Unflatten(1, (64, side, side)),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, channels, 4, 2, 1), nn.Tanh(),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
 @dataclass
 class EvalNet:
-    model: Classifier
-    accuracy: float
+    role: str
+    model: nn.Module
+    scores: dict  # {"accuracy": ...} | {"mae": ...} | {"mse": ...}
     digest: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.scores.get("accuracy")
+
+    def describe(self) -> dict:
+        return {"recipe": RECIPES[self.role], "digest": self.digest, **self.scores}
 
     @torch.no_grad()
-    def features_and_logits(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, logits = [], []
-        for i in range(0, len(x), batch_size):
-            f = self.model.trunk(x[i : i + batch_size])
-            feats.append(f)
-            logits.append(self.model.head(f))
-        return torch.cat(feats), torch.cat(logits)
+    def _batched(self, fn, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        return torch.cat([fn(x[i : i + batch_size].float()) for i in range(0, max(len(x), 1), batch_size)])
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self._batched(self.model.trunk, x)
+        return feats, self._batched(self.model.head, feats)
+
+    def predict_labels(self, x: torch.Tensor) -> torch.Tensor:
+        """The regressor's estimate of the continuous label, in label units."""
+        lo, hi = self.extra["label_range"]
+        return self._batched(self.model, x)[:, 0].double() * (hi - lo) + lo
+
+    def predict_classes(self, x: torch.Tensor) -> torch.Tensor:
+        return self._batched(self.model, x).argmax(1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self._batched(self.model.encoder, x)
+
+
+def roles_for(dataset) -> list[str]:
+    """The evaluation networks a data set's declarations call for."""
+    if dataset.kind != "images":
+        return []
+    if dataset.label_type == "class":
+        return ["classifier"]
+    if dataset.label_type == "continuous":
+        return ["regressor", "aux_classifier", "autoencoder"]
+    return []
 
 
 _loaded: dict[str, EvalNet] = {}
@@ -62,44 +128,98 @@ _loaded: dict[str, EvalNet] = {}
 
 def get_classifier(dataset) -> EvalNet:
     """The cached classifier for `dataset`, training it on first use."""
-    key = f"{dataset.name}-classifier-{RECIPE}"
+    return get_evalnet(dataset, "classifier")
+
+
+def get_evalnet(dataset, role: str) -> EvalNet:
+    """The cached network of `role` for `dataset`, training it on first use.
+
+    Raises EvalNetUnavailable when the data set cannot train this role.
+    """
+    key = f"{dataset.name}-{role}-{RECIPES[role]}"
     if key in _loaded:
         return _loaded[key]
     folder = cache_dir("evalnets")
     path = folder / f"{key}.pt"
-    # The lock makes concurrent cells wait for one training instead of racing.
-    with file_lock(folder / f"{key}.lock"):
-        if not path.exists():
-            state = _train(dataset)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
+    # Concurrent cells wait for one training instead of racing.
+    build_once(path, lambda tmp: torch.save(_train(dataset, role), tmp))
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = Classifier(dataset.channels, dataset.num_classes)
+    if "unavailable" in state:
+        raise EvalNetUnavailable(state["unavailable"])
+    model = _build(dataset, role, state.get("extra", {}))
     model.load_state_dict(state["weights"])
     model.eval()
-    _loaded[key] = EvalNet(model, state["accuracy"], state["digest"])
+    scores = state.get("scores") or {"accuracy": state["accuracy"]}
+    _loaded[key] = EvalNet(role, model, scores, state["digest"], state.get("extra", {}))
     return _loaded[key]
 
 
-def _train(dataset) -> dict:
+def _build(dataset, role: str, extra: dict) -> nn.Module:
+    if role == "classifier":
+        return Classifier(dataset.channels, dataset.num_classes)
+    if role == "aux_classifier":
+        return Classifier(dataset.channels, extra["num_aux_classes"])
+    if role == "regressor":
+        return Classifier(dataset.channels, 1)
+    return AutoEncoder(dataset.channels, dataset.resolution)
+
+
+def _fit(model: nn.Module, x: torch.Tensor, loss_fn, max_steps: int | None) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = 0
+    for _ in range(EPOCHS):
+        for idx in torch.randperm(len(x)).split(64):
+            loss = loss_fn(model, idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                return
+
+
+def _train(dataset, role: str) -> dict:
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
         train = dataset.train_set(imbalance=1, seed=SEED)
         test = dataset.reference_set()
-        model = Classifier(dataset.channels, dataset.num_classes)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        n = len(train.x)
-        for _ in range(EPOCHS):
-            for idx in torch.randperm(n).split(64):
-                loss = nn.functional.cross_entropy(model(train.x[idx]), train.y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        extra: dict = {}
+        ce = nn.functional.cross_entropy
+        if role == "classifier":
+            model = _build(dataset, role, extra)
+            _fit(model, train.x, lambda m, i: ce(m(train.x[i]), train.y[i]), None)
+        elif role == "aux_classifier":
+            if train.aux is None or test.aux is None:
+                return {"unavailable": f"dataset {dataset.name!r} has no auxiliary categorical attribute (Split.aux)"}
+            extra["num_aux_classes"] = int(max(train.aux.max(), test.aux.max())) + 1
+            model = _build(dataset, role, extra)
+            _fit(model, train.x, lambda m, i: ce(m(train.x[i]), train.aux[i].long()), MAX_STEPS)
+        elif role == "regressor":
+            lo, hi = (float(v) for v in dataset.label_range)
+            extra["label_range"] = [lo, hi]
+            target = (train.y.float() - lo) / (hi - lo)
+            model = _build(dataset, role, extra)
+            _fit(model, train.x, lambda m, i: nn.functional.mse_loss(m(train.x[i])[:, 0], target[i]), MAX_STEPS)
+        else:
+            if dataset.resolution % 4:
+                return {"unavailable": f"the autoencoder needs a resolution divisible by 4, got {dataset.resolution}"}
+            model = _build(dataset, role, extra)
+            _fit(model, train.x, lambda m, i: nn.functional.mse_loss(m(train.x[i]), train.x[i]), MAX_STEPS)
         model.eval()
+        net = EvalNet(role, model, {}, "", extra)
         with torch.no_grad():
-            accuracy = (model(test.x).argmax(1) == test.y).float().mean().item()
+            if role == "classifier":
+                scores = {"accuracy": (model(test.x).argmax(1) == test.y).float().mean().item()}
+            elif role == "aux_classifier":
+                scores = {"accuracy": (net.predict_classes(test.x) == test.aux.long()).float().mean().item()}
+            elif role == "regressor":
+                scores = {"mae": (net.predict_labels(test.x) - test.y.double()).abs().mean().item()}
+            else:
+                scores = {"mse": nn.functional.mse_loss(net._batched(model, test.x), test.x).item()}
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     digest = hashlib.sha256(buffer.getvalue()).hexdigest()[:12]
-    return {"weights": model.state_dict(), "accuracy": accuracy, "digest": digest, "recipe": RECIPE}
+    state = {"weights": model.state_dict(), "scores": scores, "digest": digest, "recipe": RECIPES[role], "extra": extra}
+    if role == "classifier":
+        state["accuracy"] = scores["accuracy"]
+    return state
