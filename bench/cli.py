@@ -49,14 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     command("plan", cmd_plan, "Show the cells a sweep expands to (ids, count) without running anything.")
 
     p = command("sweep", cmd_sweep, "Run every cell of a sweep that has no result yet, then write the report.")
-    p.add_argument("--executor", choices=["debug", "local"], help="where cells run (default: the sweep's executor)")
+    p.add_argument("--executor", choices=["debug", "local", "slurm"], help="where cells run (default: the sweep's executor)")
+    p.add_argument("--profile", metavar="NAME", help="SLURM cluster profile slurm/NAME.yaml (default: the sweep's executor.profile)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one profile field, e.g. --set time_min=120 --set sbatch.constraint=a100 (repeatable)")  # fmt: skip
+    p.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit and return instead of following the jobs")
     p.add_argument("--workers", type=_positive, help="cells running at once with --executor local")
     p.add_argument("--cells-per-job", type=_positive, help="cells per worker process (default: spread over 3 jobs per worker)")
     p.add_argument("--retry-failed", action="store_true", help="also rerun cells whose result is 'failed'")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
-    p = command("status", cmd_status, "Count cells done / diverged / failed / running / pending.")
+    p = command("status", cmd_status, "Count cells done / diverged / failed / running / pending (and queued / preempted on SLURM).")
     p.add_argument("--cells", action="store_true", help="list every cell with its status")
+
+    command("cancel", cmd_cancel, "Cancel the SLURM jobs of the sweep's queued, running and preempted cells.")
 
     command("report", cmd_report, "Write the leaderboard tables and plots from the results that exist.")
     return parser
@@ -116,17 +122,19 @@ def cmd_sweep(args) -> int:
     from bench.data import dataset_for
     from bench.dispatch import dispatch
     from bench.registry import METRICS
+    from bench.slurm import cell_statuses
 
     sweep, store = _load(args)
     executor = args.executor or sweep.executor["name"]
+    profile = _profile(args, sweep, executor)
     workers = 1 if executor == "debug" else args.workers or sweep.executor["workers"]
     cells_per_job = args.cells_per_job or sweep.executor["cells_per_job"]
     todo_status = ("pending", "failed") if args.retry_failed else ("pending",)
-    statuses = {c["id"]: store.status(c["id"]) for c in sweep.cells}
+    statuses = cell_statuses(store, sweep.cells)  # a cell queued on SLURM is not pending
     todo = [c for c in sweep.cells if statuses[c["id"]] in todo_status]
     for cell in todo:
         cell["runtime"].update(results_root=str(store.root), retry_failed=args.retry_failed)
-    busy = sum(s == "running" for s in statuses.values())
+    busy = sum(s in ("running", "queued", "preempted") for s in statuses.values())
     print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy} with a result, "
           f"{busy} running elsewhere, {len(todo)} to run on {executor} ({workers} workers)", file=sys.stderr)  # fmt: skip
 
@@ -136,7 +144,14 @@ def cmd_sweep(args) -> int:
         for metric in sorted({m for c in todo if c["config"]["dataset"] == dataset_name for m in c["config"]["metrics"]}):
             METRICS.get(metric).prepare(dataset)
 
-    job_errors = dispatch(todo, store, executor, workers, cells_per_job)
+    if executor == "slurm":
+        from bench.slurm import dispatch_slurm
+
+        job_errors = dispatch_slurm(todo, store, profile, todo_status, wait=not args.no_wait)
+        if args.no_wait:
+            return 0
+    else:
+        job_errors = dispatch(todo, store, executor, workers, cells_per_job)
     for line in job_errors:
         print(f"ganbench: {line}", file=sys.stderr)
     counts = Counter(store.status(c["id"]) for c in sweep.cells)
@@ -148,6 +163,31 @@ def cmd_sweep(args) -> int:
     return 1 if counts["failed"] or job_errors else 0
 
 
+def _profile(args, sweep, executor: str) -> dict | None:
+    """The validated SLURM profile for --executor slurm (before anything is written)."""
+    if executor != "slurm":
+        for flag, given in (("--profile", args.profile), ("--set", args.set)):
+            if given:
+                raise UserError(f"{flag}: cluster profiles apply to --executor slurm only (this sweep runs on {executor})")
+        return None
+    name = args.profile or sweep.executor.get("profile")
+    if not name:
+        raise UserError(f"{sweep.path}: executor.profile: --executor slurm needs a cluster profile: "
+                        "pass --profile NAME (slurm/NAME.yaml) or set `executor: {profile: NAME}`")  # fmt: skip
+    from bench.slurm import load_profile
+
+    return load_profile(name, args.set)
+
+
+def cmd_cancel(args) -> None:
+    from bench.slurm import cancel
+
+    sweep, store = _load(args)
+    job_ids = cancel(store, sweep.cells)
+    print(f"{sweep.name}: cancelled {len(job_ids)} SLURM jobs" + (f": {' '.join(job_ids)}" if job_ids else
+                                                                 " (nothing was queued or running)"))  # fmt: skip
+
+
 def write_report_and_say(sweep, store) -> dict:
     from bench.report import write_report
 
@@ -157,19 +197,24 @@ def write_report_and_say(sweep, store) -> dict:
 
 
 def cmd_status(args) -> None:
+    from bench.slurm import cell_states
+
     sweep, store = _load(args)
-    statuses = {c["id"]: store.status(c["id"]) for c in sweep.cells}
+    states = cell_states(store, sweep.cells)  # asks SLURM about cells with a job
+    statuses = {cid: status for cid, (status, _) in states.items()}
     counts = Counter(statuses.values())
     if args.cells:
         for cell in sweep.cells:
             c = cell["config"]
             line = f"{cell['id']}  {c['method']:14s} {c['dataset']:12s} rho={c['imbalance']:<6g} seed={c['seed']:<3d} {statuses[cell['id']]}"
+            if states[cell["id"]][1]:
+                line += f"  [{states[cell['id']][1]}]"
             result = store.result(cell["id"]) if statuses[cell["id"]] in ("failed", "diverged") else None
             if result and result.get("error"):
                 last = [ln for ln in result["error"].strip().splitlines() if ln.strip()][-1]
                 line += f"  ({last.strip()})"
             print(line)
-    order = ("done", "diverged", "failed", "running", "pending")
+    order = ("done", "diverged", "failed", "running", "pending") + tuple(k for k in ("queued", "preempted") if counts[k])
     print(f"{sweep.name}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order) + f" (of {len(sweep.cells)})")
 
 

@@ -42,6 +42,21 @@ def make_executor(name: str, folder: Path) -> submitit.Executor:
     raise ValueError(f"executor {name!r} is not available for local dispatch")
 
 
+def local_gpus() -> list[int]:
+    """The GPU indices local workers may use: $CUDA_VISIBLE_DEVICES if it lists numbers, else all."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return list(range(torch.cuda.device_count()))
+    try:
+        return [int(x) for x in visible.split(",") if x.strip()]
+    except ValueError:  # UUIDs: leave the whole set to every worker
+        return []
+
+
 def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, cells_per_job: int = 0) -> list[str]:
     """Run `cells`; returns one line per job that crashed outside a cell."""
     if not cells:
@@ -57,16 +72,27 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
     errors: list[str] = []
     running: list[tuple[submitit.Job, list[dict]]] = []
     queue = list(batches)
+    # One GPU per worker when CUDA is present: each job sees only its own (CUDA_VISIBLE_DEVICES).
+    gpus = local_gpus() if executor_name == "local" else []
+    gpu_of: dict[str, int] = {}
     try:
         while queue or running:
             while queue and len(running) < workers:
                 batch = queue.pop(0)
-                running.append((executor.submit(run_cells, batch), batch))
+                if gpus:
+                    busy = list(gpu_of.values())
+                    gpu = min(gpus, key=busy.count)  # a free one, or the least shared if workers > GPUs
+                    executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
+                job = executor.submit(run_cells, batch)
+                if gpus:
+                    gpu_of[job.job_id] = gpu
+                running.append((job, batch))
                 if executor_name == "debug":
                     _collect(running.pop(), errors)
                     progress.update()
             for item in [r for r in running if r[0].done()]:
                 running.remove(item)
+                gpu_of.pop(item[0].job_id, None)
                 _collect(item, errors)
             progress.update()
             if running:
@@ -93,8 +119,9 @@ def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> None:
 class Progress:
     """Cells done / diverged / failed / running / pending, from the store."""
 
-    def __init__(self, store: Store, ids: list[str]):
+    def __init__(self, store: Store, ids: list[str], statuses=None):
         self.store, self.ids = store, ids
+        self.statuses = statuses  # optional: () -> {id: status}, e.g. asking SLURM (bench.slurm)
         self.live = None
         self.last = None
         if sys.stderr.isatty():
@@ -105,9 +132,10 @@ class Progress:
             self.live.start()
 
     def counts(self) -> dict[str, int]:
-        counts = {"done": 0, "diverged": 0, "failed": 0, "running": 0, "pending": 0}
+        counts = {"done": 0, "diverged": 0, "failed": 0, "running": 0, "pending": 0, "queued": 0, "preempted": 0}
+        statuses = self.statuses() if self.statuses else {i: self.store.status(i) for i in self.ids}
         for cell_id in self.ids:
-            counts[self.store.status(cell_id)] += 1
+            counts[statuses[cell_id]] += 1
         return counts
 
     def update(self) -> None:
@@ -117,6 +145,7 @@ class Progress:
             f"[{finished}/{len(self.ids)}] done {c['done']}  diverged {c['diverged']}  "
             f"failed {c['failed']}  running {c['running']}  pending {c['pending']}"
         )
+        line += "".join(f"  {k} {c[k]}" for k in ("queued", "preempted") if c[k])  # SLURM cells
         # A live line redraws on any change; a log file gets a line per finished cell.
         key = line if self.live is not None else finished
         if key == self.last:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import time
 import traceback
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+import submitit
 import torch
 
 from bench.data import dataset_for
 from bench.metrics.base import EvalContext
 from bench.registry import DATASETS, METHODS, METRICS, REPO_ROOT, load_plugins
 from bench.store import Store, write_json
+from bench.train import STOP, Interrupted
 from bench.train import ConfigMismatch, Diverged, seed_everything, train
 
 
@@ -33,6 +37,63 @@ class CellRefused(Exception):
 def run_cells(cells: list[dict]) -> list[str]:
     """Run cells one after another in this process; returns their statuses."""
     return [run_cell(cell) for cell in cells]
+
+
+class CellRunner(submitit.helpers.Checkpointable):
+    """`run_cells` for SLURM jobs: on preemption or time limit it checkpoints and is requeued.
+
+    SLURM sends SIGUSR2 (submitit's preemption signal) before a time limit, and
+    `submitit`'s job interrupt sends it too. submitit's handler then calls
+    `checkpoint` and requeues the job. Training must not stop mid-step, so
+    while a cell trains the signal only sets bench.train.STOP: the loop writes
+    its checkpoint after the current step and raises Interrupted, and only
+    then is submitit's handler called. The requeued task calls this again with
+    the same cells and training resumes from that checkpoint.
+    """
+
+    def __call__(self, cells: list[dict]) -> list[str]:
+        global _SUBMITIT_HANDLER
+        sig = submitit.JobEnvironment._usr_sig()
+        handler = signal.getsignal(sig)
+        _SUBMITIT_HANDLER = handler if callable(handler) else None
+        if _SUBMITIT_HANDLER is not None:
+            signal.signal(sig, _on_preemption_signal)
+        try:
+            return run_cells(cells)
+        except Interrupted:
+            if _SUBMITIT_HANDLER is None:
+                raise
+            _SUBMITIT_HANDLER(sig, None)  # checkpoint() + `scontrol requeue` + exit
+            raise
+        finally:
+            signal.signal(sig, handler)
+
+    def checkpoint(self, cells: list[dict]) -> submitit.helpers.DelayedSubmission:
+        # The training checkpoint is on disk already; the requeued task only needs the cells.
+        return submitit.helpers.DelayedSubmission(CellRunner(), cells)
+
+
+_SUBMITIT_HANDLER = None
+_TRAINING = False
+
+
+def _on_preemption_signal(signum, frame) -> None:
+    if _TRAINING:
+        STOP.set()  # train() checkpoints after this step and raises Interrupted
+    elif _SUBMITIT_HANDLER is not None:
+        _SUBMITIT_HANDLER(signum, frame)
+
+
+@contextmanager
+def _deferring_signals():
+    """Mark the training phase: a preemption signal in it waits for the end of the step."""
+    global _TRAINING
+    STOP.clear()
+    _TRAINING = True
+    try:
+        yield
+    finally:
+        _TRAINING = False
 
 
 def run_cell(cell: dict) -> str:
@@ -52,7 +113,14 @@ def run_cell(cell: dict) -> str:
         if cell_json.exists() and json.loads(cell_json.read_text())["config"] != cell["config"]:
             raise CellRefused(f"{folder} holds a different config than cell {cell['id']}; move that folder away to rerun")
         write_json(cell_json, cell)
-        record = _execute(cell, folder)
+        try:
+            record = _execute(cell, folder)
+        except Interrupted as exc:  # preempted: the checkpoint is written, the job is about to be requeued
+            job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID", ""))
+            task = os.environ.get("SLURM_ARRAY_TASK_ID")
+            write_json(folder / "preempted.json", {"step": exc.step, "job_id": f"{job}_{task}" if task else job,
+                                                   "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # fmt: skip
+            raise
         write_json(folder / "result.json", record)
         return record["status"]
 
@@ -73,7 +141,8 @@ def _execute(cell: dict, folder: Path) -> dict:
                           "options": {k: v for k, v in dataset.settings.items() if not dataset.options[k].path}}  # fmt: skip
         seed_everything(config["seed"])  # before the networks exist: their init is part of the run
         method = METHODS.get(config["method"])(config, dataset.info(), device)
-        outcome = train(method, data, config, cell["runtime"], folder)
+        with _deferring_signals():
+            outcome = train(method, data, config, cell["runtime"], folder)
         record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step}
         record["timings"]["train_s"] = time.perf_counter() - t0
 
@@ -92,7 +161,7 @@ def _execute(cell: dict, folder: Path) -> dict:
         record["status"] = "done"
     except Diverged as exc:
         record.update(status="diverged", diverged_at_step=exc.step, error=str(exc))
-    except ConfigMismatch:
+    except (ConfigMismatch, Interrupted):
         raise
     except Exception:
         record.update(status="failed", error=traceback.format_exc())
@@ -155,4 +224,5 @@ def environment() -> dict:
         "numpy": numpy.__version__,
         "host": socket.gethostname(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }

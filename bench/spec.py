@@ -49,7 +49,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets")
 SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "log_every", "checkpoint_every")
 METHOD_SETTING_KEYS = SETTING_KEYS + ("hp",)
-EXECUTOR_KEYS = ("name", "workers", "cells_per_job")
+EXECUTOR_KEYS = ("name", "workers", "cells_per_job", "profile")
 DATASET_SETTING_KEYS = SETTING_KEYS + ("options",)  # `options`: the dataset's declared options (Dataset.options)
 BUDGET_PROFILE_KEYS = ("defaults", "overrides")
 RUNTIME_KEYS = ("log_every", "checkpoint_every")
@@ -395,4 +395,6 @@ def _executor(value: Any, check: _Checker) -> dict:
         check.fail("executor.name", f"must be one of {', '.join(EXECUTORS)}, got {out['name']!r}")
     check.integer(out["workers"], "executor.workers", 1)
     check.integer(out["cells_per_job"], "executor.cells_per_job", 0)
+    if "profile" in out and not (isinstance(out["profile"], str) and NAME_RE.match(out["profile"])):
+        check.fail("executor.profile", f"must name a cluster profile slurm/NAME.yaml, got {out['profile']!r}")
     return out

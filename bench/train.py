@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import random
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,19 @@ class Diverged(Exception):
 
 class ConfigMismatch(Exception):
     """A checkpoint belongs to another config: resuming would mix two runs."""
+
+
+class Interrupted(Exception):
+    """Training stopped at a step boundary because STOP was set; its checkpoint is written."""
+
+    def __init__(self, step: int):
+        super().__init__(f"interrupted after step {step}; checkpoint written")
+        self.step = step
+
+
+# Set (e.g. from a preemption signal handler) to make train() write its
+# checkpoint after the current step and raise Interrupted.
+STOP = threading.Event()
 
 
 @dataclass
@@ -99,6 +113,9 @@ def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Pa
         _write_log(log_path, rows)
 
     for step in range(start + 1, steps + 1):
+        if STOP.is_set():
+            checkpoint(step - 1)
+            raise Interrupted(step - 1)
         logs = method.train_step(next_batch)
         if not all(math.isfinite(v) for v in logs.values()):
             _write_log(log_path, rows + [{"step": step, **logs}])

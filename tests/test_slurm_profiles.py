@@ -1,0 +1,117 @@
+"""Cluster profiles and local GPU workers: no cluster needed.
+
+A bad profile, field or override stops `ganbench sweep` with one line and
+exit status 2 before anything is written; the local executor gives each
+worker its own GPU.
+"""
+
+import json
+
+import pytest
+
+from conftest import REPO, ganbench
+
+SWEEP = """
+name: prof
+matrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [0, 1]}
+defaults: {budget: {steps: 20, batch_size: 16, eval_samples: 100}, log_every: 5, checkpoint_every: 10}
+executor: EXECUTOR
+"""
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "slurm/mine.yaml").write_text("partition: gpu\ntime_min: 30\nsetup: [module load cuda]\n")
+    (tmp_path / "s.yaml").write_text(SWEEP.replace("EXECUTOR", "{name: slurm, profile: mine}"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "profile, args, message",
+    [
+        ("partion: gpu\n", [], "slurm/mine.yaml: partion: unknown profile field 'partion'; did you mean 'partition'?"),
+        ("time_min: 0\n", [], "slurm/mine.yaml: time_min: must be a time limit in minutes >= 1, got 0"),
+        ("mem_gb: lots\n", [], "slurm/mine.yaml: mem_gb: must be a number of GB > 0, got 'lots'"),
+        ("setup: module load cuda\n", [], "slurm/mine.yaml: setup: must be a list of shell lines"),
+        ("- partition\n", [], "slurm/mine.yaml: a profile must be a mapping of fields"),
+        ("partition: gpu\n", ["--set", "cpus_per_tsk=4"], "--set cpus_per_tsk=4: unknown profile field 'cpus_per_tsk'; did you mean 'cpus_per_task'?"),
+        ("partition: gpu\n", ["--set", "array_parallelism=-1"], "--set array_parallelism=-1: must be an integer >= 1"),
+        ("partition: gpu\n", ["--set", "time_min"], "--set time_min: must be FIELD=VALUE"),
+        ("partition: gpu\n", ["--profile", "mnie"], "--profile mnie: no profile slurm/mnie.yaml; did you mean 'mine'?"),
+    ],
+)
+def test_bad_profile_is_one_line_exit_2_nothing_written(tree, profile, args, message, monkeypatch, capsys):
+    from bench.cli import main
+
+    (tree / "slurm/mine.yaml").write_text(profile)
+    monkeypatch.chdir(tree)
+    assert main(["sweep", "s.yaml", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ganbench: error: {message}"), err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tree / "results").exists()
+
+
+def test_profile_flags_need_the_slurm_executor_and_a_profile(tree):
+    proc = ganbench("sweep", "s.yaml", "--executor", "debug", "--set", "time_min=5", cwd=tree, check=2)
+    assert proc.stderr.strip() == "ganbench: error: --set: cluster profiles apply to --executor slurm only (this sweep runs on debug)"
+    (tree / "s.yaml").write_text(SWEEP.replace("EXECUTOR", "{name: slurm}"))
+    proc = ganbench("sweep", "s.yaml", cwd=tree, check=2)
+    assert "executor.profile: --executor slurm needs a cluster profile" in proc.stderr
+    (tree / "s.yaml").write_text(SWEEP.replace("EXECUTOR", "{name: slurm, profile: [a]}"))
+    proc = ganbench("sweep", "s.yaml", cwd=tree, check=2)
+    assert "s.yaml: executor.profile: must name a cluster profile slurm/NAME.yaml, got ['a']" in proc.stderr
+    assert not (tree / "results").exists()
+
+
+def test_profile_becomes_the_sbatch_script(tree, monkeypatch):
+    from bench.slurm import load_profile, make_executor
+
+    monkeypatch.chdir(tree)
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")  # sbatch/srun need not exist to write the script
+    profile = load_profile("mine", ["qos=high", "gpus_per_task=1", "mem_gb=7.5", "sbatch.constraint=a100", "array_parallelism=3"])
+    executor = make_executor(profile, tree / "jobs", job_name="ganbench-prof")
+    executor.parameters["map_count"] = 5  # as submitit sets it for an array of 5 tasks
+    script = executor._make_submission_file_text("python -m job", "uid")
+    for line in ["#SBATCH --partition=gpu", "#SBATCH --qos=high", "#SBATCH --gpus-per-task=1", "#SBATCH --mem=7680MB",
+                 "#SBATCH --time=30", "#SBATCH --array=0-4%3", "#SBATCH --constraint=a100", "#SBATCH --requeue",
+                 "#SBATCH --signal=USR2@90", "#SBATCH --job-name=ganbench-prof", "module load cuda"]:  # fmt: skip
+        assert line in script.splitlines(), (line, script)
+    # The example profile documents every field and loads as it is.
+    assert set(load_profile(str(REPO / "slurm/example.yaml"))) >= {"partition", "account", "qos", "gpus_per_task",
+                                                                   "cpus_per_task", "mem_gb", "time_min", "array_parallelism",
+                                                                   "sbatch", "setup"}  # fmt: skip
+
+
+def test_local_workers_get_one_gpu_each(tmp_path, monkeypatch):
+    """With CUDA present (faked here: two GPUs), each local worker sees only its own."""
+    import bench.dispatch
+    from bench.spec import load_sweep
+    from bench.store import Store
+
+    (tmp_path / "s.yaml").write_text(SWEEP.replace("EXECUTOR", "{name: local, workers: 2}"))
+    sweep = load_sweep(tmp_path / "s.yaml")
+    store = Store(tmp_path / "results", sweep.name)
+    for cell in sweep.cells:
+        cell["runtime"]["results_root"] = str(store.root)
+    monkeypatch.setattr(bench.dispatch, "local_gpus", lambda: [0, 1])
+    assert bench.dispatch.dispatch(sweep.cells, store, "local", workers=2, cells_per_job=1) == []
+    seen = [json.loads((store.cell_dir(c["id"]) / "result.json").read_text())["environment"]["cuda_visible_devices"]
+            for c in sweep.cells]  # fmt: skip
+    assert sorted(seen) == ["0", "1"]
+
+
+def test_local_gpus_follow_cuda_visible_devices(monkeypatch):
+    import torch
+
+    from bench.dispatch import local_gpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert local_gpus() == [0, 1, 2, 3]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert local_gpus() == [2, 3]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert local_gpus() == []
