@@ -176,6 +176,9 @@ def scores(images01: torch.Tensor, mu: np.ndarray, cov: np.ndarray) -> np.ndarra
         for f in feats:
             m = torch.nanmean(f, dim=0)  # per feature, as pyiqa's nanmean
             f = f[~torch.isnan(f).any(dim=1)]  # whole rows, as its nancov
+            if len(f) == 0:  # no textured block (a flat image): NIQE is undefined
+                out.append(float("nan"))
+                continue
             c = torch.cov(f.t(), correction=1 if len(f) > 1 else 0)
             inv = torch.linalg.pinv((cov_p + c) / 2)
             d = (mu_p - m).unsqueeze(0)

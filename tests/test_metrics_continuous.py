@@ -1,0 +1,191 @@
+"""Continuous-label metrics (Label Score, Diversity, SFID) and the circle
+metrics, on tiny synthetic data sets that follow the ContinuousDataset contract."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import ContinuousDataset, Split
+from bench.metrics.base import EvalContext
+from bench.metrics.circle import CircleHighQuality, CircleModes, CircleW2
+from bench.metrics.continuous import Diversity, LabelScore, SlidingFID
+from bench.metrics.evalnet import get_evalnet, roles_for
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tests share two cores with other jobs: one torch thread avoids oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+RES = 16
+CENTRES = np.arange(5, 90, 10, dtype=np.float64)  # 9 evaluation centres in [0, 90)
+
+
+def _bars(y: torch.Tensor, aux: torch.Tensor, seed: int) -> torch.Tensor:
+    """A bar through the centre at angle y (degrees); aux 1 draws it thick."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.linspace(-1, 1, RES)
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    t = torch.deg2rad(y.float()).view(-1, 1, 1)
+    dist = (xx * torch.sin(t) - yy * torch.cos(t)).abs()
+    width = 0.12 + 0.2 * aux.float().view(-1, 1, 1)
+    x = torch.where(dist < width, 1.0, -1.0) + 0.1 * torch.randn(len(y), RES, RES, generator=g)
+    return x.clamp(-1, 1).unsqueeze(1)
+
+
+def _split(n: int, seed: int, with_aux: bool = True) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.rand(n, generator=g) * 90
+    aux = torch.randint(0, 2, (n,), generator=g)
+    return Split(_bars(y, aux, seed), y, [], aux if with_aux else None)
+
+
+class Bars(ContinuousDataset):
+    name = "mt-bars"
+    kind = "images"
+    resolution = RES
+    channels = 1
+    label_range = (0.0, 90.0)
+
+    def train_set(self, imbalance, seed):
+        return _split(320, 100 + seed)
+
+    def reference_set(self):
+        return _split(600, 7)
+
+    def eval_labels(self):
+        return CENTRES
+
+
+class BarsNoAux(Bars):
+    name = "mt-bars-noaux"
+
+    def train_set(self, imbalance, seed):
+        return _split(320, 100 + seed, with_aux=False)
+
+    def reference_set(self):
+        return _split(600, 7, with_aux=False)
+
+
+def _fakes(per_centre: int = 20, aux=None, seed: int = 3):
+    y = torch.from_numpy(np.repeat(CENTRES, per_centre))
+    a = torch.randint(0, 2, (len(y),), generator=torch.Generator().manual_seed(seed)) if aux is None else torch.full((len(y),), aux)
+    return _bars(y, a, seed), y
+
+
+def _ctx(fake, labels, dataset=None):
+    d = dataset or Bars()
+    return EvalContext(dataset=d, fake=fake, reference=d.reference_set(), device=torch.device("cpu"), fake_labels=labels)
+
+
+def test_evaluation_networks_are_trained_once_with_scores():
+    assert roles_for(Bars) == ["regressor", "aux_classifier", "autoencoder"]
+    reg = get_evalnet(Bars(), "regressor")
+    assert reg.scores["mae"] < 15  # degrees, on held-out images
+    assert get_evalnet(Bars(), "aux_classifier").accuracy > 0.8
+    assert get_evalnet(Bars(), "autoencoder").scores["mse"] < 0.5
+    assert get_evalnet(Bars(), "regressor") is reg  # loaded once per process
+
+
+def test_label_score_is_small_for_right_labels_and_large_for_wrong_ones():
+    fake, y = _fakes()
+    ctx = _ctx(fake, y)
+    right = LabelScore().compute(ctx)
+    wrong = LabelScore().compute(_ctx(fake, (y + 40) % 90))
+    assert right < 15 < wrong
+    info = ctx.info["regressor"]
+    assert set(info) == {"recipe", "digest", "mae"}
+
+
+def test_diversity_is_higher_for_mixed_than_for_one_kind():
+    mixed = Diversity().compute(_ctx(*_fakes()))
+    fake, y = _fakes(aux=1)
+    single = Diversity().compute(_ctx(fake, y))
+    assert single < 0.3 < mixed <= math.log(2) + 1e-9
+
+
+def test_sfid_prefers_real_looking_fakes():
+    fake, y = _fakes()
+    good = SlidingFID().compute(_ctx(fake, y))
+    noise = SlidingFID().compute(_ctx(torch.rand_like(fake) * 2 - 1, y))
+    assert good < noise
+    ctx = _ctx(fake, y)
+    SlidingFID().compute(ctx)
+    assert ctx.info["sfid"]["radius"] == pytest.approx(5.0)  # half the spacing of the centres
+    assert ctx.info["sfid"]["windows"] == len(CENTRES)
+
+
+def test_sfid_is_nan_when_a_window_has_too_few_fakes():
+    fake, y = _fakes(per_centre=3)
+    ctx = _ctx(fake, y)
+    assert math.isnan(SlidingFID().compute(ctx))
+    assert "fewer than" in ctx.info["unavailable"]["sfid"]
+
+
+def test_unconditional_samples_and_missing_aux_are_recorded_not_scored():
+    fake, y = _fakes()
+    ctx = _ctx(fake, None)
+    for metric in (LabelScore(), Diversity(), SlidingFID()):
+        assert math.isnan(metric.compute(ctx))
+    assert set(ctx.info["unavailable"]) == {"label_score", "diversity", "sfid"}
+    ctx = _ctx(fake, y, BarsNoAux())
+    assert math.isnan(Diversity().compute(ctx))
+    assert "no auxiliary categorical attribute" in ctx.info["unavailable"]["diversity"]
+
+
+class Ring(ContinuousDataset):
+    """The CcGAN circle contract: mean(labels), sigma, 360 unseen evaluation angles."""
+
+    name = "mt-ring"
+    kind = "points"
+    dim = 2
+    label_range = (0.0, 2 * np.pi)
+    sigma = 0.02
+
+    def eval_labels(self):
+        return 2 * np.pi * (np.arange(360) + 0.5) / 360
+
+    @classmethod
+    def mean(cls, labels):
+        t = np.asarray(labels, dtype=np.float64)
+        return np.stack([np.sin(t), np.cos(t)], axis=-1)
+
+
+def _ring_ctx(points, labels):
+    return EvalContext(dataset=Ring(), fake=torch.as_tensor(points), reference=None, device=torch.device("cpu"),
+                       fake_labels=torch.as_tensor(labels))  # fmt: skip
+
+
+def test_circle_metrics_on_exact_and_shifted_fakes():
+    d = Ring()
+    labels = np.repeat(d.eval_labels(), 4)
+    # four points per angle at mu +- sigma along each axis: mean mu, variance 2 sigma^2 / 3 per axis
+    offsets = d.sigma * np.tile(np.array([[1, 0], [-1, 0], [0, 1], [0, -1]]), (360, 1))
+    exact = d.mean(labels) + offsets
+    expected = math.sqrt(2 * d.sigma**2 * (1 - math.sqrt(2 / 3)) ** 2)
+    ctx = _ring_ctx(exact, labels)
+    assert CircleHighQuality().compute(ctx) == 100.0
+    assert CircleModes().compute(ctx) == 100.0
+    assert CircleW2().compute(ctx) == pytest.approx(expected, rel=1e-4)
+
+    shift = 10 * d.sigma  # every point outside 4 sigma
+    ctx = _ring_ctx(exact + np.array([shift, 0]), labels)
+    assert CircleHighQuality().compute(ctx) == 0.0
+    assert CircleModes().compute(ctx) == 0.0
+    assert CircleW2().compute(ctx) == pytest.approx(math.sqrt(shift**2 + expected**2), rel=1e-4)
+
+
+def test_circle_modes_counts_centres_with_a_high_quality_fake():
+    d = Ring()
+    labels = np.repeat(d.eval_labels(), 2)
+    points = d.mean(labels)
+    points[: 2 * 90] += 1.0  # the first 90 angles miss
+    ctx = _ring_ctx(points, labels)
+    assert CircleModes().compute(ctx) == 75.0
+    assert CircleHighQuality().compute(ctx) == 75.0
+    assert ctx.info["circle"]["centres"] == 360

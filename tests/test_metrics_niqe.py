@@ -1,0 +1,80 @@
+"""NIQE: our block features and score equal pyiqa's NIQE given the same
+parameters; the natural-scene model is fitted without pyiqa."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import Dataset, Split
+from bench.metrics import niqe
+from bench.metrics.base import EvalContext
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _textures(n: int, channels: int, seed: int, res: int = 28) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.interpolate(torch.randn(n, channels, res // 4, res // 4, generator=g), size=(res, res), mode="bilinear")
+    return (x + 0.3 * torch.randn(n, channels, res, res, generator=g)).clamp(-1, 1)
+
+
+class Textures(Dataset):
+    name = "mt-textures"
+    kind = "images"
+    resolution = 28
+    channels = 1
+
+    def train_set(self, imbalance, seed):
+        return Split(_textures(12, 1, 100 + seed), torch.zeros(12, dtype=torch.long))
+
+    def reference_set(self):
+        return Split(_textures(4, 1, 7), torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_niqe_equals_pyiqa_on_the_same_parameters(tmp_path, channels):
+    pyiqa_niqe = pytest.importorskip("pyiqa.archs.niqe_arch", reason="pyiqa is the optional extra `niqe` (pip install 'ganbench[niqe]')")
+    import scipy.io
+
+    mu, cov, blocks = niqe.fit(_textures(12, channels, 1))
+    assert mu.shape == (36,) and cov.shape == (36, 36) and blocks >= 12
+    path = tmp_path / "params.mat"
+    scipy.io.savemat(path, {"mu_prisparam": mu[None, :], "cov_prisparam": cov})
+    images = niqe.upsample(_textures(3, channels, 2))
+    ours = niqe.scores(images, mu, cov)
+    theirs = pyiqa_niqe.NIQE(pretrained_model_path=str(path))(images).numpy()
+    print(f"NIQE ours {ours} pyiqa {theirs}")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_fitted_model_scores_its_own_kind_better_than_noise():
+    d = Textures()
+    ctx = EvalContext(dataset=d, fake=_textures(4, 1, 9), reference=d.reference_set(), device=torch.device("cpu"))
+    natural = niqe.NIQE().compute(ctx)
+    noise = niqe.NIQE().compute(EvalContext(dataset=d, fake=torch.rand(4, 1, 28, 28) * 2 - 1, reference=None,
+                                            device=torch.device("cpu")))  # fmt: skip
+    assert 0 < natural < noise
+    assert ctx.info["niqe"]["fit_images"] == 12 and ctx.info["niqe"]["size"] == niqe.UPSAMPLED
+    assert len(ctx.info["niqe"]["digest"]) == 12
+
+
+def test_flat_images_have_no_niqe_and_say_why():
+    d = Textures()
+    ctx = EvalContext(dataset=d, fake=torch.full((2, 1, 28, 28), -1.0), reference=None, device=torch.device("cpu"))
+    assert math.isnan(niqe.NIQE().compute(ctx))
+    assert "undefined" in ctx.info["unavailable"]["niqe"]
+    assert ctx.info["niqe"]["undefined_images"] == 2
+
+
+def test_small_images_are_upsampled_to_whole_blocks():
+    up = niqe.upsample(_textures(1, 1, 3, res=32))
+    assert up.shape[-1] == niqe.UPSAMPLED and up.shape[-1] % niqe.BLOCK == 0
+    assert 0 <= float(up.min()) and float(up.max()) <= 1
