@@ -196,3 +196,19 @@ def test_real_fashion_mnist_from_debian_package(monkeypatch):
     ds = DATASETS.get("fashion-mnist")()
     assert ds.reference_set().class_counts == [1000] * 10
     assert ds.train_set(100, 0).class_counts == longtail_counts(6000, 10, 100)
+
+
+def test_failed_download_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(datafiles, "SYSTEM_ROOT", tmp_path / "none")
+    monkeypatch.setenv("GANBENCH_DATA", str(tmp_path / "empty"))
+
+    def offline(target):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    source = datafiles.Source(name="toy", files=("a.gz",), download=offline)
+    with pytest.raises(UserError, match=r"toy: data files not found \(needs a.gz\).*download failed \(OSError: \[Errno -3\] "
+                                        r"Temporary failure in name resolution\).*run once where the network allows"):  # fmt: skip
+        datafiles.locate(source)
+    monkeypatch.setenv("GANBENCH_DOWNLOAD", "0")
+    with pytest.raises(UserError, match="download disabled by GANBENCH_DOWNLOAD=0"):
+        datafiles.locate(datafiles.MNIST)
