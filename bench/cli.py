@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     command("cancel", cmd_cancel, "Cancel the SLURM jobs of the sweep's queued, running and preempted cells.")
 
     command("report", cmd_report, "Write the leaderboard tables and plots from the results that exist.")
+
+    p = command("evalnets", cmd_evalnets, "Train (once, cached) and show a dataset's evaluation networks.", sweep=False)
+    p.add_argument("dataset", help="a registered dataset name")
+    p.add_argument("--root", help="the dataset's data folder (its `root` option), if it reads files")
     return parser
 
 
@@ -216,6 +220,24 @@ def cmd_status(args) -> None:
             print(line)
     order = ("done", "diverged", "failed", "running", "pending") + tuple(k for k in ("queued", "preempted") if counts[k])
     print(f"{sweep.name}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order) + f" (of {len(sweep.cells)})")
+
+
+def cmd_evalnets(args) -> None:
+    from bench.cache import cache_dir
+    from bench.metrics.evalnet import describe_all, roles_for
+    from bench.registry import DATASETS, load_plugins
+
+    load_plugins([Path(p) for p in args.plugins])
+    cls = DATASETS.get(args.dataset)
+    if not roles_for(cls):
+        raise UserError(f"dataset {args.dataset!r} ({cls.kind}, {cls.label_type} labels) has no evaluation networks; "
+                        "they exist for image datasets with class or continuous labels")  # fmt: skip
+    dataset = cls(**({"root": args.root} if args.root else {}))
+    if hasattr(dataset, "prepare"):
+        dataset.prepare()
+    print(f"evaluation networks of {args.dataset} (cache: {cache_dir('evalnets')}):")
+    for line in describe_all(dataset):
+        print(f"  {line}")
 
 
 def cmd_report(args) -> None:

@@ -223,3 +223,17 @@ def _train(dataset, role: str) -> dict:
     if role == "classifier":
         state["accuracy"] = scores["accuracy"]
     return state
+
+
+def describe_all(dataset) -> list[str]:
+    """Train (or load) every evaluation network of `dataset`: one line each, for `ganbench evalnets`."""
+    lines = []
+    for role in roles_for(dataset):
+        try:
+            net = get_evalnet(dataset, role)
+        except EvalNetUnavailable as exc:
+            lines.append(f"{role:15s} unavailable: {exc}")
+            continue
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in net.scores.items())
+        lines.append(f"{role:15s} {RECIPES[role]:11s} digest {net.digest}  {scores}")
+    return lines

@@ -1,0 +1,73 @@
+"""`ganbench evalnets DATASET`, `ganbench list metrics`, and metric errors in sweep files."""
+
+import textwrap
+
+from conftest import ganbench
+
+PLUGIN = '''
+import torch
+
+from bench.data import Dataset, Split
+from bench.registry import DATASETS
+
+
+def _make(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(2).repeat_interleave(n)
+    x = -0.8 + 0.2 * torch.randn(2 * n, 1, 8, 8, generator=g)
+    x[y == 1, :, :4] += 1.5
+    return Split(x.clamp(-1, 1), y, [n, n])
+
+
+@DATASETS.register("mt-cli-halves")
+class Halves(Dataset):
+    kind = "images"
+    num_classes = 2
+    resolution = 8
+    channels = 1
+    description = "test: bright top half or not"
+
+    def train_set(self, imbalance, seed):
+        return _make(40, seed)
+
+    def reference_set(self):
+        return _make(20, 99)
+'''
+
+
+def test_evalnets_trains_once_then_loads(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "halves.py").write_text(PLUGIN)
+    env = {"GANBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    first = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env).stdout
+    line = [ln for ln in first.splitlines() if "classifier" in ln and "digest" in ln][0]
+    assert "cnn-v1" in line and "accuracy 1.0000" in line
+    second = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env).stdout
+    assert second == first  # loaded from the cache: same weights, same hash
+    assert len(list((tmp_path / "cache" / "evalnets").glob("mt-cli-halves-classifier-*.pt"))) == 1
+
+
+def test_evalnets_errors_are_one_line():
+    proc = ganbench("evalnets", "ring", check=2)
+    assert proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("ganbench: error: dataset 'ring' (points, class labels) has no evaluation networks")
+
+
+def test_list_metrics_shows_every_metric_with_its_direction():
+    out = ganbench("list", "metrics", check=0).stdout
+    for name, arrow in (("inception_fid", "↓"), ("inception_kid", "↓"), ("precision", "↑"), ("coverage", "↑"),
+                        ("fid_tail", "↓"), ("intra_fid", "↓"), ("label_score", "↓"), ("diversity", "↑"),
+                        ("sfid", "↓"), ("niqe", "↓"), ("circle_hq", "↑"), ("circle_w2", "↓"), ("inception_score", "↑")):  # fmt: skip
+        line = [ln for ln in out.splitlines() if ln.split()[0] == name]
+        assert line and line[0].split()[1] == arrow, name
+
+
+def test_a_metric_that_does_not_apply_is_refused(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(textwrap.dedent("""
+        name: s
+        matrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [0]}
+        defaults: {metrics: [inception_fid]}
+    """))
+    proc = ganbench("plan", sweep, check=2)
+    assert "metric 'inception_fid' does not apply to dataset 'ring' (needs an image dataset)" in proc.stderr
