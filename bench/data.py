@@ -298,6 +298,7 @@ class ContinuousImageDataset(FileBacked, ContinuousDataset):
     protocol evaluates against all real images, as CcGAN does)."""
 
     kind = "images"
+    metrics = ("sfid", "label_score", "diversity")
     reference_arrays: ClassVar[str] = "test"
     options = ROOT_OPTION
 

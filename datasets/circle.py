@@ -23,6 +23,7 @@ from bench.registry import DATASETS
 class Circle(ContinuousDataset):
     kind = "points"
     dim = 2
+    metrics = ("circle_hq", "circle_modes", "circle_w2")
     label_range = (0.0, 2 * np.pi)
     sigma: ClassVar[float] = 0.02
     radius: ClassVar[float] = 1.0
