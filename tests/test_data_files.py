@@ -212,3 +212,11 @@ def test_failed_download_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("GANBENCH_DOWNLOAD", "0")
     with pytest.raises(UserError, match="download disabled by GANBENCH_DOWNLOAD=0"):
         datafiles.locate(datafiles.MNIST)
+
+
+def test_points_mixtures_take_the_profile_options():
+    ring = DATASETS.get("ring")
+    step = np.array(ring(profile="step").train_set(100, 0).class_counts)
+    assert step[:4].min() > 20 * step[4:].max()
+    partial = np.array(ring(mode="partial").train_set(100, 0).class_counts)
+    assert partial.max() / partial.min() < 1.2
