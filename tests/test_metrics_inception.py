@@ -130,7 +130,7 @@ def test_grayscale_features_equal_cleanfid(tmp_path):
 def test_second_cell_reads_real_statistics_from_cache(scored):
     ctx, _, _, _ = scored
     refstats._memo.clear()
-    key = refstats.cache_key(ctx.dataset, extractor("cpu").describe(), N)
+    key = refstats.cache_key(ctx.dataset, extractor("cpu").identity(), N)
     path = refstats.key_path(key)
     assert path.exists()
     mtime = path.stat().st_mtime_ns

@@ -40,8 +40,12 @@ class Extractor:
     path: Path
     digest: str
 
+    def identity(self) -> dict:
+        """What keys cached statistics: the network and its weight hash (not where the file lies)."""
+        return {"name": "inception-v3-tf-2015-12-05", "digest": self.digest}
+
     def describe(self) -> dict:
-        return {"name": "inception-v3-tf-2015-12-05", "weights": str(self.path), "digest": self.digest}
+        return {**self.identity(), "weights": str(self.path)}
 
 
 def weights_path() -> Path:

@@ -29,6 +29,7 @@ def cache_key(dataset, extractor: dict, n: int, split: str = "reference", imbala
     return {
         "dataset": dataset.name,
         "split": split,
+        "reference": getattr(dataset, "reference_split", ""),  # what the split is, in the dataset's words
         "subset": subset,
         "resolution": dataset.resolution,
         "extractor": extractor,

@@ -33,7 +33,7 @@ def inception_space(ctx: EvalContext) -> dict:
     if "inception" not in ctx.memo:
         fx = extractor(ctx.device)
         n = min(len(ctx.reference.x), len(ctx.fake))
-        key = cache_key(ctx.dataset, fx.describe(), n)
+        key = cache_key(ctx.dataset, fx.identity(), n)
 
         def compute():
             idx = torch.from_numpy(reference_subset(len(ctx.reference.x), n))
