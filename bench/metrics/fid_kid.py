@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench.metrics.base import EvalContext, ImageMetric, unavailable
 from bench.metrics.inception import extractor, to_uint8
@@ -86,11 +87,15 @@ class InceptionScore(InceptionMetric):
             cuda=ctx.device.type == "cuda", verbose=False, save_cpu_ram=True,
         )  # fmt: skip
         ctx.info["inception_score"] = {"weights": weights, "std": result["inception_score_std"]}
-        return float(result["inception_score_mean"])
+        value = float(result["inception_score_mean"])
+        if not np.isfinite(value):
+            return unavailable(ctx, self.name, f"torch-fidelity gave no score for {len(ctx.fake)} samples "
+                               "(it splits them in 10; give more)")  # fmt: skip
+        return value
 
 
-class _Uint8Images:
-    """A map-style dataset of uint8 (3, H, W) tensors, what torch-fidelity reads."""
+class _Uint8Images(torch.utils.data.Dataset):
+    """uint8 (3, H, W) tensors, what torch-fidelity reads."""
 
     def __init__(self, pixels: np.ndarray):
         self.pixels = pixels
@@ -99,7 +104,5 @@ class _Uint8Images:
         return len(self.pixels)
 
     def __getitem__(self, i):
-        import torch
-
         img = torch.from_numpy(self.pixels[i]).permute(2, 0, 1)
         return img.expand(3, -1, -1).contiguous() if img.shape[0] == 1 else img
