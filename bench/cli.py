@@ -139,8 +139,9 @@ def cmd_sweep(args) -> int:
     for cell in todo:
         cell["runtime"].update(results_root=str(store.root), retry_failed=args.retry_failed)
     busy = sum(s in ("running", "queued", "preempted") for s in statuses.values())
+    workers_or_profile = f"profile {profile['name']}" if profile else f"{workers} workers"
     print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy} with a result, "
-          f"{busy} running elsewhere, {len(todo)} to run on {executor} ({workers} workers)", file=sys.stderr)  # fmt: skip
+          f"{busy} running elsewhere, {len(todo)} to run on {executor} ({workers_or_profile})", file=sys.stderr)  # fmt: skip
 
     for dataset_name in sorted({c["config"]["dataset"] for c in todo}):
         dataset = dataset_for(next(c for c in todo if c["config"]["dataset"] == dataset_name))

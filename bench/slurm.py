@@ -178,26 +178,34 @@ def job_record(store: Store, cell_id: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def query_states(job_ids: list[str]) -> dict[str, str] | None:
+def job_name(sweep: str) -> str:
+    return f"ganbench-{sweep}"
+
+
+def query_states(job_ids: list[str], expected_name: str) -> dict[str, str] | None:
     """SLURM state of each job id (``123_4`` for array tasks), or None without a SLURM client.
 
     squeue knows the queued and running jobs; sacct (accounting) the finished ones.
+    A job of another name under the same id (ids restart when a cluster is
+    reset) is not ours and is left out.
     """
     if not job_ids or shutil.which("squeue") is None:
         return None
     wanted = set(job_ids)
     states: dict[str, str] = {}
     arrays = sorted({j.split("_")[0] for j in wanted})
-    out = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(arrays)])
+    out = _run(["squeue", "-h", "-r", "-o", "%i|%T|%j", "-j", ",".join(arrays)])
     for line in out.splitlines():
-        jid, _, state = line.partition("|")
-        if jid in wanted:
+        jid, state, name = (line.split("|", 2) + ["", ""])[:3]
+        if jid in wanted and name == expected_name:
             states[jid] = state.strip()
     missing = sorted({j.split("_")[0] for j in wanted - set(states)})
     if missing and shutil.which("sacct"):
-        out = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(missing)])
+        out = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State,JobName", "-j", ",".join(missing)])
         for line in out.splitlines():
-            jid, _, state = line.partition("|")
+            jid, state, name = (line.split("|", 2) + ["", ""])[:3]
+            if name != expected_name:
+                continue
             state = state.split()[0] if state.strip() else "UNKNOWN"  # "CANCELLED by 0" -> CANCELLED
             for one in _expand_job_id(jid):
                 if one in wanted and one not in states:
@@ -248,7 +256,7 @@ def cell_states(store: Store, cells: list[dict]) -> dict[str, tuple[str, str]]:
                 records[cid] = record
     if not records:
         return out
-    states = query_states([r["job_id"] for r in records.values()])
+    states = query_states([r["job_id"] for r in records.values()], job_name(store.sweep))
     if states is None:
         return {cid: (s, "no SLURM client here to ask about the job" if cid in records else n)
                 for cid, (s, n) in out.items()}  # fmt: skip
@@ -298,7 +306,7 @@ def submit(cells: list[dict], store: Store, profile: dict, todo_status: tuple[st
         cells = [c for c in cells if statuses[c["id"]] in todo_status]
         if not cells:
             return []
-        executor = make_executor(profile, folder, job_name=f"ganbench-{store.sweep}")
+        executor = make_executor(profile, folder, job_name=job_name(store.sweep))
         threads = profile["cpus_per_task"]
         cells = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in cells]
         job_ids = []
