@@ -113,12 +113,15 @@ def cmd_list(args) -> None:
 
 
 def cmd_plan(args) -> None:
+    from bench.slurm import cell_statuses
+
     sweep, store = _load(args)
+    statuses = cell_statuses(store, sweep.cells)  # queued / preempted on SLURM too
     print(f"{'id':12s}  {'method':14s} {'dataset':12s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
     for cell in sweep.cells:
         c = cell["config"]
         print(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
-              f"{c['budget']['steps']:>6d}  {store.status(cell['id'])}")  # fmt: skip
+              f"{c['budget']['steps']:>6d}  {statuses[cell['id']]}")  # fmt: skip
     print(f"{len(sweep.cells)} cells in sweep {sweep.name!r}")
 
 

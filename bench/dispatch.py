@@ -2,7 +2,9 @@
 
 Executors:
 - `debug`: submitit's DebugExecutor, in this process (pdb-friendly).
-- `local`: submitit's LocalExecutor, `workers` processes at once.
+- `local`: submitit's LocalExecutor, `workers` processes at once; with CUDA
+  present each job sees one GPU of its own (CUDA_VISIBLE_DEVICES).
+- `slurm`: job arrays on a cluster, see bench.slurm.
 Each job runs a batch of cells (bench.runner.run_cells): importing torch
 costs seconds per process, more than a small cell, so cells are dealt
 round-robin into about three jobs per worker, and a new job starts as soon

@@ -142,6 +142,7 @@ def test_queued_cells_are_not_resubmitted_and_cancel_cancels_them(slurm_cluster,
     status = ganbench("status", "held.yaml", "--cells", cwd=tmp_path, check=0).stdout
     assert "held: done 0, diverged 0, failed 0, running 0, pending 0, queued 3 (of 3)" in status
     assert all(f"[job {j} PENDING]" in status for j in jobs.values())
+    assert ganbench("plan", "held.yaml", cwd=tmp_path, check=0).stdout.count(" queued\n") == 3
 
     # Re-submitting (on SLURM or locally) leaves the queued cells alone.
     again = ganbench("sweep", "held.yaml", "--no-wait", cwd=tmp_path, check=0)
