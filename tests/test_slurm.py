@@ -174,19 +174,20 @@ def test_preempted_cell_checkpoints_is_requeued_and_resumes(slurm_cluster, tmp_p
     checkpoint at the signal, is requeued, and its second run continues from that step."""
     import submitit
 
-    steps = 1500
-    # checkpoint_every > steps: the only checkpoint before the end is the one the signal writes.
-    _sweep(tmp_path, "pre", "[gan]", "[0]", steps=steps, checkpoint_every=100000)
+    steps, every = 2000, 500
+    # The periodic checkpoint at step 500 shows that training runs; the interrupt comes soon
+    # after it, so the checkpoint the signal writes is at a later step, not a multiple of 500.
+    _sweep(tmp_path, "pre", "[gan]", "[0]", steps=steps, checkpoint_every=every)
     ganbench("sweep", "pre.yaml", "--no-wait", cwd=tmp_path, check=0)
     runs = tmp_path / "results/runs/pre"
     (folder,) = [p.parent for p in runs.glob("*/slurm.json")]
     job = json.loads((folder / "slurm.json").read_text())
 
-    deadline = time.time() + 120
-    while not (folder / "cell.json").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    assert (folder / "cell.json").exists(), "the job never started"
-    time.sleep(3)  # let it train a while
+    deadline = time.time() + 180
+    while not (folder / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert (folder / "checkpoint.pt").exists(), "the job never reached its first checkpoint"
+    time.sleep(0.3)  # some steps past the periodic checkpoint
     assert not (folder / "result.json").exists(), "the cell finished before it could be interrupted"
     submitit.SlurmJob(folder=job["submitit_folder"], job_id=job["job_id"])._interrupt()
 
@@ -200,7 +201,7 @@ def test_preempted_cell_checkpoints_is_requeued_and_resumes(slurm_cluster, tmp_p
     print(f"\npreempted at step {preempted['step']}; resumed from step {record['train']['resumed_from_step']}")
 
     assert record["status"] == "done", record.get("error")
-    assert 0 < preempted["step"] < steps
+    assert every < preempted["step"] < steps and preempted["step"] % every != 0
     assert record["train"] == {"steps": steps, "resumed_from_step": preempted["step"]}
     assert _logged_steps(folder) == list(range(10, steps + 1, 10))  # no gap, no repeat
     assert any("preempted 1" in line for line in seen), seen
