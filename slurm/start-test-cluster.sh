@@ -38,13 +38,13 @@ install_packages() {
     # Another apt-get may hold the dpkg lock: wait for it rather than fail.
     local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
     local try
-    for try in 1 2 3 4 5 6; do  # retry: a lock held by another apt-get, a flaky mirror
+    for try in 1 2 3; do  # retry: a lock held by another apt-get, a flaky mirror
         if "${apt[@]}" update >"$STATE/log/apt.log" 2>&1 \
             && "${apt[@]}" install -y --no-install-recommends "${PACKAGES[@]}" >>"$STATE/log/apt.log" 2>&1; then
             return 0
         fi
-        say "apt-get failed (try $try), retrying in 20 s; see $STATE/log/apt.log"
-        sleep 20
+        say "apt-get failed (try $try), retrying in 15 s; see $STATE/log/apt.log"
+        sleep 15
     done
     die "apt-get could not install ${PACKAGES[*]}, see $STATE/log/apt.log"
 }
