@@ -178,8 +178,11 @@ def job_record(store: Store, cell_id: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def job_name(sweep: str) -> str:
-    return f"ganbench-{sweep}"
+def job_name(store: Store) -> str:
+    """The SLURM job name of a sweep's cells: the sweep and a tag of its results folder."""
+    import hashlib
+
+    return f"ganbench-{store.sweep}-{hashlib.sha1(str(store.root).encode()).hexdigest()[:6]}"
 
 
 def query_states(job_ids: list[str], expected_name: str) -> dict[str, str] | None:
@@ -256,7 +259,7 @@ def cell_states(store: Store, cells: list[dict]) -> dict[str, tuple[str, str]]:
                 records[cid] = record
     if not records:
         return out
-    states = query_states([r["job_id"] for r in records.values()], job_name(store.sweep))
+    states = query_states([r["job_id"] for r in records.values()], job_name(store))
     if states is None:
         return {cid: (s, "no SLURM client here to ask about the job" if cid in records else n)
                 for cid, (s, n) in out.items()}  # fmt: skip
@@ -306,7 +309,7 @@ def submit(cells: list[dict], store: Store, profile: dict, todo_status: tuple[st
         cells = [c for c in cells if statuses[c["id"]] in todo_status]
         if not cells:
             return []
-        executor = make_executor(profile, folder, job_name=job_name(store.sweep))
+        executor = make_executor(profile, folder, job_name=job_name(store))
         threads = profile["cpus_per_task"]
         cells = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in cells]
         job_ids = []

@@ -91,8 +91,13 @@ def _records(runs: Path, name: str) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in runs.glob(f"*/{name}")}
 
 
-def _squeue(job_name: str) -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-r", "-n", job_name, "-o", "%i"], capture_output=True, text=True, check=True)
+def _squeue(results: Path, sweep: str) -> list[str]:
+    """The sweep's jobs in the queue (job names carry the results folder: parallel runs do not mix)."""
+    from bench.slurm import job_name
+    from bench.store import Store
+
+    name = job_name(Store(results, sweep))
+    out = subprocess.run(["squeue", "-h", "-r", "-n", name, "-o", "%i"], capture_output=True, text=True, check=True)
     return out.stdout.split()
 
 
@@ -137,7 +142,7 @@ def test_queued_cells_are_not_resubmitted_and_cancel_cancels_them(slurm_cluster,
     runs = tmp_path / "results/runs/held"
     jobs = {cid: j["job_id"] for cid, j in _records(runs, "slurm.json").items()}
     assert len(jobs) == 3
-    assert sorted(_squeue("ganbench-held")) == sorted(jobs.values())
+    assert sorted(_squeue(tmp_path / "results", "held")) == sorted(jobs.values())
 
     status = ganbench("status", "held.yaml", "--cells", cwd=tmp_path, check=0).stdout
     assert "held: done 0, diverged 0, failed 0, running 0, pending 0, queued 3 (of 3)" in status
@@ -149,15 +154,15 @@ def test_queued_cells_are_not_resubmitted_and_cancel_cancels_them(slurm_cluster,
     assert "3 running elsewhere, 0 to run" in again.stderr
     local = ganbench("sweep", "held.yaml", "--executor", "debug", "--no-report", cwd=tmp_path, check=0)
     assert "0 to run on debug" in local.stderr
-    assert sorted(_squeue("ganbench-held")) == sorted(jobs.values())
+    assert sorted(_squeue(tmp_path / "results", "held")) == sorted(jobs.values())
     assert not _records(runs, "result.json")
 
     cancel = ganbench("cancel", "held.yaml", cwd=tmp_path, check=0).stdout
     assert "held: cancelled 3 SLURM jobs" in cancel
     deadline = time.time() + 30
-    while _squeue("ganbench-held") and time.time() < deadline:
+    while _squeue(tmp_path / "results", "held") and time.time() < deadline:
         time.sleep(0.5)
-    assert _squeue("ganbench-held") == []
+    assert _squeue(tmp_path / "results", "held") == []
     status = ganbench("status", "held.yaml", "--cells", cwd=tmp_path, check=0).stdout
     assert "held: done 0, diverged 0, failed 0, running 0, pending 3 (of 3)" in status
     assert status.count("CANCELLED]") == 3
