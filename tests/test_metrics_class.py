@@ -12,15 +12,9 @@ from bench.metrics.classifier_metrics import ClassKL
 from bench.metrics.evalnet import get_classifier
 from bench.registry import METRICS
 from bench.metrics.tail_fid import MIN_PER_CLASS
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests share two cores with other jobs: one torch thread avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 C, RES = 4, 8
 

@@ -12,15 +12,9 @@ from bench.metrics.base import EvalContext
 from bench.metrics.circle import CircleHighQuality, CircleModes, CircleW2
 from bench.metrics.continuous import Diversity, LabelScore, SlidingFID
 from bench.metrics.evalnet import get_evalnet, roles_for
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests share two cores with other jobs: one torch thread avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 RES = 16
 CENTRES = np.arange(5, 90, 10, dtype=np.float64)  # 9 evaluation centres in [0, 90)

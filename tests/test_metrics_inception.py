@@ -21,18 +21,9 @@ from bench.metrics.fid_kid import InceptionFID, InceptionKID, InceptionScore
 from bench.metrics.inception import extractor, inception_features, to_uint8
 from bench.metrics.prdc_metrics import NEAREST_K
 from bench.registry import METRICS
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests share two cores with other jobs: one torch thread avoids oversubscription."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):  # BLAS too: clean-fid's sqrtm of 2048x2048 matrices
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 N = 8  # images per set: Inception runs at a few images/s on a CPU
 

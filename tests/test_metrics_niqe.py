@@ -10,14 +10,9 @@ import torch
 from bench.data import Dataset, Split
 from bench.metrics import niqe
 from bench.metrics.base import EvalContext
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _textures(n: int, channels: int, seed: int, res: int = 28) -> torch.Tensor:
