@@ -104,11 +104,14 @@ def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Pa
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"], batch_gen)
         start = state["step"]
-    rows = _read_log(log_path, upto=start)
+    # The checkpoint carries the log rows up to its step, so a kill between
+    # writing it and writing losses.csv loses nothing.
+    rows: list[dict] = list(state["log"]) if start else []
 
     def checkpoint(step: int) -> None:
         buffer = io.BytesIO()
-        torch.save({"config": config, "step": step, "method": method.state_dict(), "rng": _rng_state(batch_gen)}, buffer)
+        torch.save({"config": config, "step": step, "method": method.state_dict(), "rng": _rng_state(batch_gen),
+                    "log": rows}, buffer)  # fmt: skip
         atomic_write(ckpt_path, buffer.getvalue())
         _write_log(log_path, rows)
 
@@ -125,18 +128,6 @@ def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Pa
         if step % ckpt_every == 0 or step == steps:
             checkpoint(step)
     return TrainOutcome(steps=steps, resumed_from_step=start)
-
-
-def _read_log(path: Path, upto: int) -> list[dict]:
-    """The log rows up to the resumed step; later rows came from the lost run."""
-    if not path.exists() or upto == 0:
-        return []
-    with open(path, newline="") as handle:
-        return [
-            {k: (int(v) if k == "step" else float(v)) for k, v in row.items() if v != ""}
-            for row in csv.DictReader(handle)
-            if int(row["step"]) <= upto
-        ]
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from conftest import ganbench
@@ -51,8 +52,10 @@ def test_killed_sweep_resumes_from_checkpoint(tmp_path):
     assert _logged_steps(folder) == list(range(20, 1501, 20))
 
 
-def test_resume_is_exact_after_kill_at_checkpoint(tmp_path):
-    """A worker killed right after its step-200 checkpoint resumes at 200 with no gap or repeat."""
+@pytest.mark.parametrize("kill_after", ["checkpoint.pt", "losses.csv"])
+def test_resume_is_exact_after_kill_at_checkpoint(tmp_path, kill_after):
+    """A worker killed right after writing its step-200 checkpoint (before or after
+    the loss log) resumes at 200, with no gap or repeat in the log."""
     from bench.runner import run_cell
     from bench.spec import load_sweep
 
@@ -65,15 +68,17 @@ def test_resume_is_exact_after_kill_at_checkpoint(tmp_path):
         "import json, os, signal, sys\n"
         "import bench.train as t\n"
         "write = t.atomic_write\n"
+        "seen = []\n"
         "def write_then_die_at_200(path, data):\n"
         "    write(path, data)\n"
-        "    if path.name == 'losses.csv' and '\\n200,' in data:\n"
+        "    seen.append(path.name)\n"
+        "    if seen.count(sys.argv[2]) == 2:  # the second checkpoint is step 200\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "t.atomic_write = write_then_die_at_200\n"
         "from bench.runner import run_cell\n"
         "run_cell(json.loads(sys.argv[1]))\n"
     )
-    killed = subprocess.run([sys.executable, "-c", code, json.dumps(cell)], capture_output=True, text=True)
+    killed = subprocess.run([sys.executable, "-c", code, json.dumps(cell), kill_after], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 200
     assert not (folder / "result.json").exists()
