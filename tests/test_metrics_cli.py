@@ -41,7 +41,7 @@ def test_evalnets_trains_once_then_loads(tmp_path):
     env = {"GANBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     first = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env).stdout
     line = [ln for ln in first.splitlines() if "classifier" in ln and "digest" in ln][0]
-    assert "cnn-v1" in line and "accuracy 1.0000" in line
+    assert "cnn-v2" in line and "accuracy 1.0000" in line
     second = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env).stdout
     assert second == first  # loaded from the cache: same weights, same hash
     assert len(list((tmp_path / "cache" / "evalnets").glob("mt-cli-halves-classifier-*.pt"))) == 1
