@@ -9,3 +9,12 @@ class UserError(Exception):
     """A problem with the user's input (sweep file, CLI argument, data path)."""
 
     exit_code = 2
+
+
+def shown(value, width: int = 60) -> str:
+    """repr(value), cut to `width` characters: user input quoted in a one-line error."""
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} characters written out"
+    return f"{text[:width]}... ({size})"
