@@ -186,6 +186,14 @@ def test_values_at_their_bounds_are_accepted(tmp_path):
     assert sweep.cells[0]["config"]["budget"] == {"steps": 10_000_000, "batch_size": 65_536, "eval_samples": 100_000}
 
 
+def test_readme_lists_every_range():
+    from bench.spec import RANGES
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for key, allowed in RANGES.items():
+        assert f"| `{key}` | {allowed.describe()} |" in readme, f"README: the sweep-file ranges need the row of {key}"
+
+
 def test_cli_through_its_own_process(tmp_path):
     """The rows of the issue that hung or ended silently, each in a real `ganbench` process."""
     proc = ganbench("sweep", BAD_SWEEPS["alias-bomb-matrix"], "--results", tmp_path / "results", check=2, timeout=60)
