@@ -207,8 +207,8 @@ def load_plugins(extra_dirs: Iterable[str | Path] = ()) -> None:
         folder = folder.resolve()
         if folder in _loaded_dirs:
             continue
-        if not folder.is_dir():
-            raise UserError(f"plugin folder {folder} does not exist; give a folder of *.py plugin files")
+        if not os.path.isdir(folder):  # False, not an OSError, for a name too long for the filesystem
+            raise UserError(f"plugin folder {shown(str(folder), 200, quote=False)} does not exist; give a folder of *.py plugin files")
         for path in sorted(folder.glob("*.py")):
             if not path.name.startswith("_"):
                 _import_file(path)

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import UserError
+from bench.errors import UserError, shown
 from bench.registry import REPO_ROOT
 from bench.store import Store, write_json
 from bench.yamlsafe import load_file, load_text
@@ -70,12 +70,14 @@ def profile_path(name: str) -> Path:
     """slurm/NAME.yaml in the current folder or the repository, or a path to a .yaml file."""
     if name.endswith((".yaml", ".yml")) or os.sep in name:
         path = Path(name)
-        if not path.is_file():
-            raise UserError(f"{name}: no such profile file")
+        if not os.path.isfile(path):  # False, not an OSError, for a name too long for the filesystem
+            raise UserError(f"{shown(name, 200, quote=False)}: no such profile file")
         return path
+    if len(name) > 100 or not name.isprintable():
+        raise UserError(f"--profile {shown(name)}: a profile name is at most 100 printable characters, got {len(name):,}")
     for folder in PROFILE_DIRS:
         path = folder / f"{name}.yaml"
-        if path.is_file():
+        if os.path.isfile(path):
             return path
     known = sorted({p.stem for folder in PROFILE_DIRS if folder.is_dir() for p in folder.glob("*.yaml")})
     close = difflib.get_close_matches(name, known, n=1)

@@ -133,7 +133,8 @@ class _Checker:
         if allowed is not None:
             for k in value:
                 if k not in allowed:
-                    self.unknown_key(f"{key}.{_key(k)}" if key else _key(k), k, allowed)
+                    where = shown(k, 40, quote=False)  # the key as written, unless long or odd
+                    self.unknown_key(f"{key}.{where}" if key else where, k, allowed)
         return value
 
     def unknown_key(self, where: str, k: Any, allowed: tuple[str, ...]) -> None:
@@ -180,11 +181,6 @@ class _Checker:
         return items
 
 
-def _key(k: Any) -> str:
-    """A mapping key as written in an error's dotted path; quoted when odd (long, a newline, not a string)."""
-    return k if isinstance(k, str) and k.isprintable() and len(k) <= 40 else shown(k, 40)
-
-
 def _type(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), type(value).__name__)
 
@@ -201,8 +197,8 @@ def load_sweep(
     refused before its matrix is expanded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such sweep file")
+    if not os.path.isfile(path):  # False, not an OSError, for a name too long for the filesystem
+        raise UserError(f"{shown(str(path), 200, quote=False)}: no such sweep file")
     raw = load_file(path, "sweep file")  # bounded, strict YAML (bench.yamlsafe)
     check = _Checker(path)
     if raw is None:
@@ -219,8 +215,8 @@ def load_sweep(
     plugins = check.string_list(raw.get("plugins", []), "plugins")
     plugin_dirs = [str(check.folder(p, f"plugins[{i}]")) for i, p in enumerate(plugins)]
     for i, d in enumerate(plugin_dirs):
-        if not Path(d).is_dir():
-            check.fail(f"plugins[{i}]", f"folder {d} does not exist")
+        if not os.path.isdir(d):  # False, not an OSError, for a name too long for the filesystem
+            check.fail(f"plugins[{i}]", f"folder {shown(d, 200, quote=False)} does not exist")
     plugin_dirs = [*extra_plugin_dirs, *plugin_dirs]
     load_plugins(plugin_dirs)
 

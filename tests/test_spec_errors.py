@@ -73,6 +73,9 @@ def cli(tmp_path_factory):
     argvs[("flags", "workers 0")] = ["sweep", good, "--workers", "0", "--results", results]
     argvs[("flags", "workers 100000")] = ["sweep", good, "--workers", "100000", "--results", results]
     argvs[("flags", "max-cells 0")] = ["plan", good, "--max-cells", "0", "--results", results]
+    argvs[("flags", "long sweep path")] = ["plan", "s" * 5000, "--results", results]
+    argvs[("flags", "long plugin path")] = ["list", "methods", "--plugins", "p" * 4000]
+    argvs[("flags", "long profile")] = ["sweep", good, "--executor", "slurm", "--profile", "q" * 5000, "--results", results]
     plugins = {}
     for name, path in BAD_PLUGINS.items():  # last: a half-imported plugin cannot disturb the sweep cases
         (root / name).mkdir()
@@ -118,8 +121,11 @@ def test_every_command_and_bad_flags(cli):
     assert flags["no file"]["rc"] == 2 and "nope.yaml: no such sweep file" in flags["no file"]["stderr"]
     for k, expected in [("workers 0", "--workers: must be an integer from 1 to 1,024, got '0'"),
                         ("workers 100000", "--workers: must be an integer from 1 to 1,024, got '100000'"),
-                        ("max-cells 0", "--max-cells: must be a positive integer, got 0")]:  # fmt: skip
-        assert flags[k]["rc"] == 2 and expected in flags[k]["stderr"], flags[k]
+                        ("max-cells 0", "--max-cells: must be a positive integer, got 0"),
+                        ("long sweep path", "sssss... (5,000 characters): no such sweep file"),
+                        ("long plugin path", "characters) does not exist; give a folder of *.py plugin files"),
+                        ("long profile", "--profile 'qqqq")]:  # fmt: skip
+        assert flags[k]["rc"] == 2 and expected in flags[k]["stderr"] and len(flags[k]["stderr"]) < 500, flags[k]
     assert all("Traceback" not in run["stderr"] for run in runs.values())
     assert not (cases["root"] / "results").exists()
 
