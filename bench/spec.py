@@ -493,6 +493,8 @@ def _executor(value: Any, check: _Checker) -> dict:
     if out["name"] not in EXECUTORS:
         check.fail("executor.name", f"must be one of {', '.join(EXECUTORS)}, got {shown(out['name'])}")
     check.numbers(out, "executor", "executor.")
-    if "profile" in out and not (isinstance(out["profile"], str) and NAME_RE.fullmatch(out["profile"])):
-        check.fail("executor.profile", f"must name a cluster profile slurm/NAME.yaml, got {shown(out['profile'])}")
+    profile = out.get("profile")
+    if "profile" in out and not (isinstance(profile, str) and len(profile) <= MAX_NAME_LEN and NAME_RE.fullmatch(profile)):
+        check.fail("executor.profile", f"must name a cluster profile slurm/NAME.yaml, got {shown(profile)} "
+                   f"(NAME: at most {MAX_NAME_LEN} letters, digits, '-', '_' or '.')")  # fmt: skip
     return out
