@@ -200,7 +200,11 @@ def load_plugins(extra_dirs: Iterable[str | Path] = ()) -> None:
     extra_dirs = tuple(extra_dirs)
     # Every registry lookup lands here: skip resolving the same folders again
     # (a 100,000-cell sweep makes hundreds of thousands of lookups).
-    calls_key = (os.getcwd(), os.environ.get(PLUGIN_PATH_ENV, ""), tuple(map(str, extra_dirs)))
+    try:
+        cwd = os.getcwd()  # relative plugin folders depend on it
+    except OSError:  # the working folder was removed: resolve everything again
+        cwd = None
+    calls_key = (cwd, os.environ.get(PLUGIN_PATH_ENV, ""), tuple(map(str, extra_dirs)))
     if calls_key in _done_calls:
         return
     for folder in (*BUILTIN_PLUGIN_DIRS, *plugin_dirs_from_env(), *map(Path, extra_dirs)):
@@ -220,7 +224,8 @@ def load_plugins(extra_dirs: Iterable[str | Path] = ()) -> None:
                 if isinstance(obj, type) and ep.name not in registry._items:
                     registry.register(ep.name)(obj)
         _entry_points_loaded = True
-    _done_calls.add(calls_key)
+    if cwd is not None:
+        _done_calls.add(calls_key)
 
 
 def plugin_module(path: str | Path):
