@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--results", default=DEFAULT_RESULTS, help="results root folder (default: ./results)")
             p.add_argument("--budget", metavar="NAME",
                            help="merge the sweep's `budgets: {NAME: ...}` profile (e.g. paper) over its defaults")  # fmt: skip
+            p.add_argument("--max-cells", type=_positive, metavar="N",
+                           help="refuse a sweep of more than N cells (default: $GANBENCH_MAX_CELLS, else 100,000)")  # fmt: skip
         p.add_argument("--plugins", action="append", default=[], metavar="DIR",
                        help="an extra folder of plugin files (repeatable; also $GANBENCH_PLUGIN_PATH)")  # fmt: skip
         p.set_defaults(func=func)
@@ -54,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override one profile field, e.g. --set time_min=120 --set sbatch.constraint=a100 (repeatable)")  # fmt: skip
     p.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit and return instead of following the jobs")
-    p.add_argument("--workers", type=_positive, help="cells running at once with --executor local")
-    p.add_argument("--cells-per-job", type=_positive, help="cells per worker process (default: spread over 3 jobs per worker)")
+    p.add_argument("--workers", type=_setting("executor.workers"), help="cells running at once with --executor local")
+    p.add_argument("--cells-per-job", type=_setting("executor.cells_per_job"),
+                   help="cells per worker process (default: spread over 3 jobs per worker)")  # fmt: skip
     p.add_argument("--retry-failed", action="store_true", help="also rerun cells whose result is 'failed'")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
@@ -82,11 +85,30 @@ def _positive(text: str) -> int:
     return value
 
 
+def _setting(key: str):
+    """An argparse type for a flag that sets sweep setting `key`: the sweep file's range (bench.spec.RANGES)."""
+
+    def parse(text: str) -> int:
+        from bench.spec import RANGES
+
+        allowed = RANGES[key]
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value not in allowed:
+            raise argparse.ArgumentTypeError(f"must be {allowed.describe()}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _load(args):
     from bench.spec import load_sweep
     from bench.store import Store
 
-    sweep = load_sweep(args.sweep, extra_plugin_dirs=[str(Path(p).resolve()) for p in args.plugins], budget=args.budget)
+    plugin_dirs = [str(Path(p).resolve()) for p in args.plugins]
+    sweep = load_sweep(args.sweep, extra_plugin_dirs=plugin_dirs, budget=args.budget, max_cells=args.max_cells)
     return sweep, Store(args.results, sweep.name)
 
 

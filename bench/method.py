@@ -23,15 +23,19 @@ updates. Hooks chain with `super()`, so add-ons compose as mixins.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
+from bench.errors import shown
 from bench.nets import build_pair, spectral_normalize
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# The upper bound of a numeric hyperparameter that declares none: the most
+# steps a budget may have (bench.spec.RANGES), far above any weight or scale.
+# Sizes (mixture components, held-out samples, bits) declare tighter ones.
+HP_MAX = 10_000_000
 
 
 class Method:
@@ -41,7 +45,7 @@ class Method:
     hp: ClassVar[dict] = {}
     hp_choices: ClassVar[dict[str, tuple]] = {}  # allowed values of string hyperparameters
     hp_min: ClassVar[dict[str, float]] = {}  # lower bounds of numeric ones (default 0)
-    hp_max: ClassVar[dict[str, float]] = {}  # upper bounds of numeric ones (default none)
+    hp_max: ClassVar[dict[str, float]] = {}  # upper bounds of numeric ones (default HP_MAX)
     spectral_norm: ClassVar[bool] = False  # on every D layer
     # What D's output is, for add-ons that read it: "logit" (a real-valued
     # real-vs-fake score: a BCE logit, an LSGAN output, a hinge margin) or
@@ -83,20 +87,18 @@ class Method:
             default = cls.hp[key]
             if key in cls.hp_choices:
                 if value not in cls.hp_choices[key]:
-                    problems.append((key, f"must be one of {', '.join(map(str, cls.hp_choices[key]))}, got {value!r}"))
+                    problems.append((key, f"must be one of {', '.join(map(str, cls.hp_choices[key]))}, got {shown(value)}"))
             elif isinstance(default, bool):
                 if not isinstance(value, bool):
                     problems.append((key, f"must be true or false, got {value!r}"))
             elif isinstance(default, (int, float)):
                 want_int = isinstance(default, int)
                 ok_type = isinstance(value, int) if want_int else isinstance(value, (int, float))
-                minimum = cls.hp_min.get(key, 0)
-                if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-                    problems.append((key, f"must be {'an integer' if want_int else 'a number'} >= {minimum}, got {value!r}"))
-                elif value < minimum:
-                    problems.append((key, f"must be >= {minimum}, got {value}"))
-                elif key in cls.hp_max and value > cls.hp_max[key]:
-                    problems.append((key, f"must be <= {cls.hp_max[key]}, got {value}"))
+                low, high = cls.hp_min.get(key, 0), cls.hp_max.get(key, HP_MAX)
+                # NaN and the infinities fail the comparison (YAML's .nan, .inf).
+                if isinstance(value, bool) or not ok_type or not low <= value <= high:
+                    kind = "an integer" if want_int else "a number"
+                    problems.append((key, f"must be {kind} from {low:,} to {high:,}, got {shown(value)}"))
         return problems
 
     def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:

@@ -28,11 +28,12 @@ import hashlib
 import importlib.util
 import os
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from bench.errors import UserError
+from bench.errors import UserError, shown
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_PLUGIN_DIRS = (REPO_ROOT / "methods", REPO_ROOT / "datasets")
@@ -69,7 +70,7 @@ class Registry:
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(self.names())}"
-        return f"unknown {self.kind} {name!r}; {hint}"
+        return f"unknown {self.kind} {shown(name)}; {hint}"
 
     def __contains__(self, name: str) -> bool:
         load_plugins()
@@ -183,6 +184,7 @@ _ALL = (METHODS, ADDONS, DATASETS, METRICS)
 
 _loaded_dirs: set[Path] = set()
 _entry_points_loaded = False
+_done_calls: set[tuple] = set()
 
 
 def plugin_dirs_from_env() -> list[Path]:
@@ -195,23 +197,35 @@ def load_plugins(extra_dirs: Iterable[str | Path] = ()) -> None:
     global _entry_points_loaded
     import bench.metrics  # noqa: F401  (the shared metrics register themselves)
 
+    extra_dirs = tuple(extra_dirs)
+    # Every registry lookup lands here: skip resolving the same folders again
+    # (a 100,000-cell sweep makes hundreds of thousands of lookups).
+    try:
+        cwd = os.getcwd()  # relative plugin folders depend on it
+    except OSError:  # the working folder was removed: resolve everything again
+        cwd = None
+    calls_key = (cwd, os.environ.get(PLUGIN_PATH_ENV, ""), tuple(map(str, extra_dirs)))
+    if calls_key in _done_calls:
+        return
     for folder in (*BUILTIN_PLUGIN_DIRS, *plugin_dirs_from_env(), *map(Path, extra_dirs)):
         folder = folder.resolve()
         if folder in _loaded_dirs:
             continue
-        if not folder.is_dir():
-            raise UserError(f"plugin folder {folder} does not exist; give a folder of *.py plugin files")
-        _loaded_dirs.add(folder)
+        if not os.path.isdir(folder):  # False, not an OSError, for a name too long for the filesystem
+            raise UserError(f"plugin folder {shown(str(folder), 200, quote=False)} does not exist; give a folder of *.py plugin files")
         for path in sorted(folder.glob("*.py")):
             if not path.name.startswith("_"):
                 _import_file(path)
+        _loaded_dirs.add(folder)  # only once every file imported: a failed one fails again next time
     if not _entry_points_loaded:
-        _entry_points_loaded = True
         for registry in _ALL:
             for ep in entry_points(group=registry.entry_point_group):
-                obj = ep.load()
+                obj = _guarded(ep.load, f"entry point {ep.name!r} = {ep.value} (group {ep.group})")
                 if isinstance(obj, type) and ep.name not in registry._items:
                     registry.register(ep.name)(obj)
+        _entry_points_loaded = True
+    if cwd is not None:
+        _done_calls.add(calls_key)
 
 
 def plugin_module(path: str | Path):
@@ -236,9 +250,26 @@ def _import_file(path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
-    except UserError:
-        raise
-    except Exception as exc:
+        _guarded(lambda: spec.loader.exec_module(module), f"plugin {path}", str(path))
+    except BaseException:  # a UserError from _guarded, or Ctrl-C: the file is imported afresh next time
         del sys.modules[module_name]
-        raise UserError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def _guarded(load: Callable[[], Any], what: str, origin: str | None = None) -> Any:
+    """Run a plugin's import. Whatever it raises, sys.exit included (Ctrl-C aside),
+    becomes one UserError line naming `what`, the line of file `origin` that raised, and the error."""
+    try:
+        return load()
+    except (KeyboardInterrupt, UserError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 (a plugin must never end ganbench silently)
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == origin]
+        at = f" (line {lines[-1]})" if lines else ""
+        if isinstance(exc, SystemExit):
+            error = f"it called sys.exit({exc.code!r})"
+        else:
+            text = str(exc).strip().splitlines()
+            error = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        error = error if len(error) <= 300 else f"{error[:300]}..."
+        raise UserError(f"{what} failed to import{at}: {error}") from exc

@@ -27,11 +27,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-
-from bench.errors import UserError
+from bench.errors import UserError, shown
 from bench.registry import REPO_ROOT
 from bench.store import Store, write_json
+from bench.yamlsafe import load_file, load_text
 
 JOB_FILE = "slurm.json"
 PREEMPTED_FILE = "preempted.json"
@@ -71,12 +70,14 @@ def profile_path(name: str) -> Path:
     """slurm/NAME.yaml in the current folder or the repository, or a path to a .yaml file."""
     if name.endswith((".yaml", ".yml")) or os.sep in name:
         path = Path(name)
-        if not path.is_file():
-            raise UserError(f"{name}: no such profile file")
+        if not os.path.isfile(path):  # False, not an OSError, for a name too long for the filesystem
+            raise UserError(f"{shown(name, 200, quote=False)}: no such profile file")
         return path
+    if len(name) > 100 or not name.isprintable():
+        raise UserError(f"--profile {shown(name)}: a profile name is at most 100 printable characters, got {len(name):,}")
     for folder in PROFILE_DIRS:
         path = folder / f"{name}.yaml"
-        if path.is_file():
+        if os.path.isfile(path):
             return path
     known = sorted({p.stem for folder in PROFILE_DIRS if folder.is_dir() for p in folder.glob("*.yaml")})
     close = difflib.get_close_matches(name, known, n=1)
@@ -87,10 +88,7 @@ def profile_path(name: str) -> Path:
 def load_profile(name: str, overrides: list[str] = ()) -> dict:
     """Read and validate a profile, then apply FIELD=VALUE overrides (values are YAML)."""
     path = profile_path(name)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    raw = load_file(path, "profile")  # the sweep files' strict, bounded YAML (bench.yamlsafe)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -104,8 +102,8 @@ def load_profile(name: str, overrides: list[str] = ()) -> dict:
         if not sep or not key:
             raise UserError(f"--set {item}: must be FIELD=VALUE, e.g. --set time_min=120")
         try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
+            value = load_text(text, f"--set {item}") if text else ""
+        except UserError:  # not YAML: the text itself, e.g. --set sbatch.comment='a: b: c'
             value = text
         if key.startswith("sbatch."):  # one extra sbatch option: --set sbatch.constraint=a100
             profile["sbatch"] = {**profile.get("sbatch", {}), key[len("sbatch."):]: value}

@@ -29,22 +29,68 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.errors import UserError
+from bench.errors import UserError, shown
 from bench.nets import DEFAULT_ARCH
 from bench.registry import DATASETS, METHODS, METRICS, load_plugins
+from bench.yamlsafe import load_file
 
 AXES = ("method", "dataset", "imbalance", "seed")
 EXECUTORS = ("debug", "local", "slurm")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 DEFAULT_BUDGET = {"steps": 2000, "batch_size": 128, "eval_samples": 2000}
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # always with fullmatch: `$` would let a final newline in
+MAX_NAME_LEN = 100  # a sweep or budget name becomes a folder name (255 bytes at most on most filesystems)
+MAX_CELLS = 100_000  # above this a sweep is refused before expanding; --max-cells / $GANBENCH_MAX_CELLS raise it
+MAX_CELLS_ENV = "GANBENCH_MAX_CELLS"
+MAX_PATH_LEN = 4096  # PATH_MAX on Linux
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of one number a sweep sets; every error quotes `describe()`."""
+
+    low: float
+    high: float
+    integer: bool = True
+    low_open: bool = False  # (low, high] rather than [low, high]
+
+    def __contains__(self, value: float) -> bool:
+        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.low_open:
+            return f"{kind} above {self.low:,} and at most {self.high:,}"
+        return f"{kind} from {self.low:,} to {self.high:,}"
+
+
+# Every number a sweep sets, by its key within a settings block (or the matrix
+# axis, or `executor.`). Bounds keep a cell within what one machine holds and
+# within what the libraries accept; the README's sweep-file section lists them.
+RANGES: dict[str, Range] = {
+    "seed": Range(0, 2**32 - 1),  # np.random.seed and torch.Generator take it as is
+    "eval_seed": Range(0, 2**32 - 1),
+    "imbalance": Range(1, 10_000, integer=False),  # papers use up to 1,000
+    "budget.steps": Range(1, 10_000_000),  # 100x the usual paper budget of 100k generator steps
+    "budget.batch_size": Range(1, 65_536),  # 65,536 64x64 RGB images are 3 GB of float32
+    "budget.eval_samples": Range(1, 100_000),  # 2x FID-50k; all are held in memory at once
+    "arch.z_dim": Range(1, 1024),  # StyleGAN's 512, BigGAN's 120
+    "arch.width": Range(1, 1024),  # DCGAN's first block has 8x width channels: 8,192 at most
+    "optimizer.lr_g": Range(0, 1, integer=False, low_open=True),
+    "optimizer.lr_d": Range(0, 1, integer=False, low_open=True),
+    "optimizer.d_steps": Range(1, 100),  # WGAN's 5 is the usual most
+    "log_every": Range(1, 10_000_000),
+    "checkpoint_every": Range(1, 10_000_000),
+    "executor.workers": Range(1, 1024),
+    "executor.cells_per_job": Range(0, MAX_CELLS),
+}
 
 TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets")
 SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "log_every", "checkpoint_every")
@@ -87,7 +133,8 @@ class _Checker:
         if allowed is not None:
             for k in value:
                 if k not in allowed:
-                    self.unknown_key(f"{key}.{k}" if key else str(k), k, allowed)
+                    where = shown(k, 40, quote=False)  # the key as written, unless long or odd
+                    self.unknown_key(f"{key}.{where}" if key else where, k, allowed)
         return value
 
     def unknown_key(self, where: str, k: Any, allowed: tuple[str, ...]) -> None:
@@ -95,27 +142,42 @@ class _Checker:
 
         close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-        self.fail(where, f"unknown key {k!r}; {hint}")
+        self.fail(where, f"unknown key {shown(k)}; {hint}")
 
-    def integer(self, value: Any, key: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
-        if value < minimum:
-            self.fail(key, f"must be >= {minimum}, got {value}")
+    def ranged(self, value: Any, key: str, allowed: Range) -> float:
+        number_type = int if allowed.integer else (int, float)
+        # NaN and the infinities fail the comparisons in `in` (YAML's .nan, .inf).
+        if isinstance(value, bool) or not isinstance(value, number_type) or value not in allowed:
+            self.fail(key, f"must be {allowed.describe()}, got {shown(value)}")
         return value
 
-    def number(self, value: Any, key: str, minimum: float, inclusive: bool = True) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(key, f"must be a number, got {value!r}")
-        if value < minimum or (not inclusive and value == minimum):
-            self.fail(key, f"must be {'>=' if inclusive else '>'} {minimum}, got {value}")
+    def numbers(self, block: dict, key: str, prefix: str = "") -> None:
+        """Range-check every entry of `block` that RANGES lists (as `prefix + name`)."""
+        for k, v in block.items():
+            if f"{prefix}{k}" in RANGES:
+                self.ranged(v, f"{key}.{k}" if key else str(k), RANGES[f"{prefix}{k}"])
+
+    def name(self, value: Any, key: str) -> str:
+        if isinstance(value, str) and len(value) > MAX_NAME_LEN:
+            self.fail(key, f"must be at most {MAX_NAME_LEN} characters, got {len(value):,} ({shown(value, 30)})")
+        if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+            self.fail(key, f"must be a name of letters, digits, '-', '_' or '.' (starting with a letter or digit), got {shown(value)}")
         return value
+
+    def folder(self, text: str, key: str) -> Path:
+        """`text` as an absolute path against the sweep file's folder (not checked to exist)."""
+        if len(text) > MAX_PATH_LEN or "\0" in text:
+            self.fail(key, f"must be a folder path of at most {MAX_PATH_LEN:,} characters without NUL, got {shown(text)}")
+        try:
+            return (self.path.parent / Path(text).expanduser()).resolve()
+        except (OSError, RuntimeError) as exc:  # e.g. ~nobody/: no such user
+            self.fail(key, f"cannot resolve the path {shown(text)}: {exc}")
 
     def string_list(self, value: Any, key: str) -> list[str]:
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             if not isinstance(item, str) or not item:
-                self.fail(f"{key}[{i}]", f"must be a non-empty string, got {item!r}")
+                self.fail(f"{key}[{i}]", f"must be a non-empty string, got {shown(item)}")
         return items
 
 
@@ -123,22 +185,21 @@ def _type(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
-def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str | None = None) -> Sweep:
+def load_sweep(
+    path: str | Path, extra_plugin_dirs: list[str] = (), budget: str | None = None, max_cells: int | None = None
+) -> Sweep:
     """Read, validate and expand a sweep file. Raises UserError, writes nothing.
 
     `budget` names a profile of the sweep's `budgets:` section (e.g. "paper")
     whose `defaults` and `overrides` are merged over the base ones; its cells
-    are a sweep of their own, named "<name>-<budget>".
+    are a sweep of their own, named "<name>-<budget>". A sweep of more than
+    `max_cells` cells (default: $GANBENCH_MAX_CELLS, else MAX_CELLS) is
+    refused before its matrix is expanded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such sweep file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise UserError(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not os.path.isfile(path):  # False, not an OSError, for a name too long for the filesystem
+        raise UserError(f"{shown(str(path), 200, quote=False)}: no such sweep file")
+    raw = load_file(path, "sweep file")  # bounded, strict YAML (bench.yamlsafe)
     check = _Checker(path)
     if raw is None:
         check.fail("", "the file is empty; a sweep needs at least `name` and `matrix`")
@@ -146,22 +207,23 @@ def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str 
     for required in ("name", "matrix"):
         if required not in raw:
             check.fail(required, "is required")
-    name = raw["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        check.fail("name", f"must be a name of letters, digits, '-', '_' or '.', got {name!r}")
+    name = check.name(raw["name"], "name")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        check.fail("description", f"must be a string, got {_type(description)}")
 
-    plugin_dirs = [str((path.parent / p).resolve()) for p in check.string_list(raw.get("plugins", []), "plugins")]
+    plugins = check.string_list(raw.get("plugins", []), "plugins")
+    plugin_dirs = [str(check.folder(p, f"plugins[{i}]")) for i, p in enumerate(plugins)]
     for i, d in enumerate(plugin_dirs):
-        if not Path(d).is_dir():
-            check.fail(f"plugins[{i}]", f"folder {d} does not exist")
+        if not os.path.isdir(d):  # False, not an OSError, for a name too long for the filesystem
+            check.fail(f"plugins[{i}]", f"folder {shown(d, 200, quote=False)} does not exist")
     plugin_dirs = [*extra_plugin_dirs, *plugin_dirs]
     load_plugins(plugin_dirs)
 
-    combos = _expand(raw, check)
+    combos = _expand(raw, check, max_cells_limit() if max_cells is None else max_cells)
     profiles = check.mapping(raw.get("budgets", {}), "budgets")
     for k, profile in profiles.items():
-        if not isinstance(k, str) or not NAME_RE.match(k):
-            check.fail(f"budgets.{k}", "a budget profile needs a name of letters, digits, '-', '_' or '.'")
+        check.name(k, "budgets")  # a profile's name becomes part of the sweep's name
         check.mapping(profile, f"budgets.{k}", BUDGET_PROFILE_KEYS)
         _settings(profile.get("defaults", {}), f"budgets.{k}.defaults", check, DATASET_SETTING_KEYS)
         _override_blocks(profile.get("overrides", {}), f"budgets.{k}.overrides", check)
@@ -176,9 +238,13 @@ def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str 
     defaults = _settings(raw_defaults, "defaults", check, DATASET_SETTING_KEYS)
     by_dataset, by_method = _override_blocks(raw_overrides, "overrides", check)
 
-    cells = []
+    cells, resolved = [], {}
     for combo in combos:
-        config = _resolve(combo, defaults, by_dataset.get(combo["dataset"], {}), by_method.get(combo["method"], {}), check)
+        pair = (combo["method"], combo["dataset"])
+        if pair not in resolved:  # resolving depends on method and dataset only; ρ and seed fill in
+            resolved[pair] = _resolve(combo, defaults, by_dataset.get(combo["dataset"], {}), by_method.get(combo["method"], {}), check)
+        config = pickle.loads(pickle.dumps(resolved[pair]))  # a deep copy, 3x faster than copy.deepcopy
+        config.update(imbalance=combo["imbalance"], seed=combo["seed"])
         runtime = {k: config.pop(k) for k in RUNTIME_KEYS}
         runtime["dataset_paths"] = config.pop("dataset_paths")
         runtime["plugin_dirs"] = plugin_dirs
@@ -189,9 +255,19 @@ def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str 
         cells=cells,
         executor=_executor(raw.get("executor", {}), check),
         plugin_dirs=plugin_dirs,
-        description=str(raw.get("description", "")),
+        description=description,
         budget=budget,
     )
+
+
+def max_cells_limit() -> int:
+    """The most cells a sweep may expand to: $GANBENCH_MAX_CELLS, else MAX_CELLS."""
+    text = os.environ.get(MAX_CELLS_ENV, "").strip()
+    if not text:
+        return MAX_CELLS
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"${MAX_CELLS_ENV}={shown(text)}: must be a positive integer (the most cells a sweep may have)")
+    return int(text)
 
 
 def _override_blocks(value: Any, key: str, check: _Checker) -> tuple[dict, dict]:
@@ -227,22 +303,20 @@ def _axis_values(value: Any, key: str, axis: str, check: _Checker) -> list:
         elif axis == "dataset":
             if not isinstance(v, str) or v not in DATASETS:
                 check.fail(where, DATASETS.unknown_message(v))
-        elif axis == "imbalance":
-            check.number(v, where, 1)
-            # 10 and 10.0 are one factor, so they must give one cell id.
-            values[i] = int(v) if float(v).is_integer() else float(v)
         else:
-            check.integer(v, where, 0)
+            check.ranged(v, where, RANGES[axis])
+            if axis == "imbalance":  # 10 and 10.0 are one factor, so they must give one cell id
+                values[i] = int(v) if float(v).is_integer() else float(v)
     return values
 
 
-def _expand(raw: dict, check: _Checker) -> list[dict]:
+def _expand(raw: dict, check: _Checker, max_cells: int) -> list[dict]:
+    """The cells of matrix + include - exclude, counted before anything is expanded."""
     matrix = check.mapping(raw["matrix"], "matrix", AXES)
     for axis in AXES:
         if axis not in matrix:
             check.fail(f"matrix.{axis}", "is required (a list of values)")
-    axes = {a: _axis_values(matrix[a], f"matrix.{a}", a, check) for a in AXES}
-    combos = [dict(zip(AXES, values)) for values in itertools.product(*axes.values())]
+    blocks = [{a: _axis_values(matrix[a], f"matrix.{a}", a, check) for a in AXES}]
 
     include = raw.get("include", [])
     if not isinstance(include, list):
@@ -252,8 +326,15 @@ def _expand(raw: dict, check: _Checker) -> list[dict]:
         for a in AXES:
             if a not in entry:
                 check.fail(f"include[{i}].{a}", "is required: an included cell names all of method, dataset, imbalance, seed")
-        values = {a: _axis_values(entry[a], f"include[{i}].{a}", a, check) for a in AXES}
-        combos += [dict(zip(AXES, v)) for v in itertools.product(*values.values())]
+        blocks.append({a: _axis_values(entry[a], f"include[{i}].{a}", a, check) for a in AXES})
+
+    sizes = [math.prod(len(values) for values in block.values()) for block in blocks]
+    if sum(sizes) > max_cells:
+        shape = " x ".join(str(len(v)) for v in blocks[0].values())
+        extra = f" + {sum(sizes[1:]):,} from include" if len(blocks) > 1 else ""
+        check.fail("matrix", f"expands to {sum(sizes):,} cells ({shape}{extra}), more than the limit of {max_cells:,}; "
+                   f"split the sweep, or raise the limit with --max-cells N or ${MAX_CELLS_ENV}")  # fmt: skip
+    combos = [dict(zip(AXES, values)) for block in blocks for values in itertools.product(*block.values())]
 
     exclude = raw.get("exclude", [])
     if not isinstance(exclude, list):
@@ -263,8 +344,8 @@ def _expand(raw: dict, check: _Checker) -> list[dict]:
         check.mapping(entry, f"exclude[{i}]", AXES)
         if not entry:
             check.fail(f"exclude[{i}]", "is empty: it would exclude every cell")
-        rules.append({a: _axis_values(v, f"exclude[{i}].{a}", a, check) for a, v in entry.items()})
-    combos = [c for c in combos if not any(all(c[a] in vals for a, vals in r.items()) for r in rules)]
+        rules.append({a: set(_axis_values(v, f"exclude[{i}].{a}", a, check)) for a, v in entry.items()})
+    combos = _drop_excluded(combos, rules)
 
     unique = list({json.dumps(c, sort_keys=True): c for c in combos}.values())
     if not unique:
@@ -272,45 +353,61 @@ def _expand(raw: dict, check: _Checker) -> list[dict]:
     return unique
 
 
+def _drop_excluded(combos: list[dict], rules: list[dict[str, set]]) -> list[dict]:
+    """The combos that no rule matches (a rule matches when each axis it names holds the cell's value).
+
+    Looping over rules for every cell costs cells x rules (100,000 x 1,000 took
+    three minutes); instead each axis value gets a bit mask of the rules it
+    satisfies (every rule that does not name the axis, plus those listing the
+    value), and a cell is excluded when the AND over its four axes is not 0.
+    """
+    if not rules:
+        return combos
+    masks = {}
+    for a in AXES:
+        wildcard = sum(1 << i for i, rule in enumerate(rules) if a not in rule)
+        listed: dict[Any, int] = {}
+        for i, rule in enumerate(rules):
+            for value in rule.get(a, ()):
+                listed[value] = listed.get(value, 0) | 1 << i
+        masks[a] = (listed, wildcard)
+    everyone = (1 << len(rules)) - 1
+
+    def matched(combo: dict) -> int:
+        bits = everyone
+        for a, (listed, wildcard) in masks.items():
+            bits &= listed.get(combo[a], 0) | wildcard
+        return bits
+
+    return [c for c in combos if not matched(c)]
+
+
 def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -> dict:
     """Validate one settings block (defaults or an override)."""
     block = check.mapping(value, key, allowed)
+    check.numbers(block, key)  # eval_seed, log_every, checkpoint_every: see RANGES
     if "budget" in block:
-        budget = check.mapping(block["budget"], f"{key}.budget", tuple(DEFAULT_BUDGET))
-        for k, v in budget.items():
-            check.integer(v, f"{key}.budget.{k}", 1)
+        check.numbers(check.mapping(block["budget"], f"{key}.budget", tuple(DEFAULT_BUDGET)), f"{key}.budget", "budget.")
     if "optimizer" in block:
         opt = check.mapping(block["optimizer"], f"{key}.optimizer", ("name", "lr_g", "lr_d", "betas", "d_steps"))
         if "name" in opt and opt["name"] not in OPTIMIZERS:
-            check.fail(f"{key}.optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {opt['name']!r}")
-        for lr in ("lr_g", "lr_d"):
-            if lr in opt:
-                check.number(opt[lr], f"{key}.optimizer.{lr}", 0, inclusive=False)
+            check.fail(f"{key}.optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {shown(opt['name'])}")
+        check.numbers(opt, f"{key}.optimizer", "optimizer.")
         if "betas" in opt:
             betas = opt["betas"]
             if not (isinstance(betas, list) and len(betas) == 2 and all(
                 isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
             )):
-                check.fail(f"{key}.optimizer.betas", f"must be a list of two numbers in [0, 1), got {betas!r}")
-        if "d_steps" in opt:
-            check.integer(opt["d_steps"], f"{key}.optimizer.d_steps", 1)
+                check.fail(f"{key}.optimizer.betas", f"must be a list of two numbers in [0, 1), got {shown(betas)}")
     if "arch" in block:
-        arch = check.mapping(block["arch"], f"{key}.arch", ("z_dim", "width"))
-        for k, v in arch.items():
-            check.integer(v, f"{key}.arch.{k}", 1)
+        check.numbers(check.mapping(block["arch"], f"{key}.arch", ("z_dim", "width")), f"{key}.arch", "arch.")
     if "metrics" in block:
         metrics = block["metrics"]
         if not isinstance(metrics, list) or not metrics:
-            check.fail(f"{key}.metrics", f"must be a non-empty list of metric names, got {metrics!r}")
+            check.fail(f"{key}.metrics", f"must be a non-empty list of metric names, got {shown(metrics)}")
         for i, m in enumerate(metrics):
             if not isinstance(m, str) or m not in METRICS:
                 check.fail(f"{key}.metrics[{i}]", METRICS.unknown_message(m))
-    for k in ("eval_seed",):
-        if k in block:
-            check.integer(block[k], f"{key}.{k}", 0)
-    for k in RUNTIME_KEYS:
-        if k in block:
-            check.integer(block[k], f"{key}.{k}", 1)
     if "hp" in block:
         check.mapping(block["hp"], f"{key}.hp")
     if "options" in block:
@@ -347,7 +444,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
     for k in config["hp"]:
         if k not in method.hp:
             known = ", ".join(method.hp) or "none"
-            check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {k!r} (it has: {known})")
+            check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {shown(k)} (it has: {known})")
     for k, problem in method.hp_problems(config["hp"]):
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
@@ -376,13 +473,15 @@ def _dataset_options(name: str, dataset: type, options: dict, by_dataset: dict, 
     gains an option keeps the ids of the cells that do not use it; paths are
     made absolute against the sweep file's folder and never enter the id.
     """
+    def where(k: str) -> str:
+        return f"{f'overrides.dataset.{name}' if k in by_dataset.get('options', {}) else 'defaults'}.options.{k}"
+
     for k, problem in dataset.option_problems(options):
-        where = f"overrides.dataset.{name}" if k in by_dataset.get("options", {}) else "defaults"
-        check.fail(f"{where}.options.{k}", problem)
+        check.fail(where(k), problem)
     settings, paths = {}, {}
     for k, value in options.items():
         if dataset.options[k].path:
-            paths[k] = str((check.path.parent / Path(value).expanduser()).resolve())
+            paths[k] = str(check.folder(value, where(k)))
         elif value != dataset.options[k].default:
             settings[k] = value
     return settings, paths
@@ -392,9 +491,10 @@ def _executor(value: Any, check: _Checker) -> dict:
     block = check.mapping(value, "executor", EXECUTOR_KEYS)
     out = {"name": "local", "workers": 2, "cells_per_job": 0, **block}
     if out["name"] not in EXECUTORS:
-        check.fail("executor.name", f"must be one of {', '.join(EXECUTORS)}, got {out['name']!r}")
-    check.integer(out["workers"], "executor.workers", 1)
-    check.integer(out["cells_per_job"], "executor.cells_per_job", 0)
-    if "profile" in out and not (isinstance(out["profile"], str) and NAME_RE.match(out["profile"])):
-        check.fail("executor.profile", f"must name a cluster profile slurm/NAME.yaml, got {out['profile']!r}")
+        check.fail("executor.name", f"must be one of {', '.join(EXECUTORS)}, got {shown(out['name'])}")
+    check.numbers(out, "executor", "executor.")
+    profile = out.get("profile")
+    if "profile" in out and not (isinstance(profile, str) and len(profile) <= MAX_NAME_LEN and NAME_RE.fullmatch(profile)):
+        check.fail("executor.profile", f"must name a cluster profile slurm/NAME.yaml, got {shown(profile)} "
+                   f"(NAME: at most {MAX_NAME_LEN} letters, digits, '-', '_' or '.')")  # fmt: skip
     return out

@@ -29,6 +29,7 @@ class GaussianMixturePrior(AddOn):
     hp = {"gm_layout": "circle", "gm_k": 8, "gm_sigma": 1.0, "gm_radius": 2.0, "gm_c": 1.0}
     hp_choices = {"gm_layout": ("circle", "uniform")}
     hp_min = {"gm_k": 1}
+    hp_max = {"gm_k": 10_000}  # K x z_dim means are held in memory
 
     def __init__(self, config, data_info, device):
         super().__init__(config, data_info, device)

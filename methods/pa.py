@@ -45,6 +45,7 @@ class ProgressiveAugmentation(AddOn):
     paper = "Zhang & Khoreva 2019, Progressive Augmentation of GANs"
     hp = {"pa_max_level": 4, "pa_every": 100, "pa_patience": 2, "pa_holdout": 256}
     hp_min = {"pa_max_level": 1, "pa_every": 1, "pa_patience": 1, "pa_holdout": 2}
+    hp_max = {"pa_max_level": 64, "pa_holdout": 65_536}  # D's extra input channels; real samples kept aside (batch_size's bound)
 
     @classmethod
     def refuses(cls, base):

@@ -18,8 +18,11 @@ defaults: {budget: {steps: 2, batch_size: 8, eval_samples: 20}, metrics: [class_
 
 
 def _sweep(tmp_path, extra=""):
+    """BASE with `extra`; a top-level key of `extra` replaces BASE's (a key written twice is refused)."""
+    extra = textwrap.dedent(extra)
+    given = {line.split(":")[0] for line in extra.splitlines() if line[:1].isalpha()}
     path = tmp_path / "s.yaml"
-    path.write_text(BASE + textwrap.dedent(extra))
+    path.write_text("".join(f"{line}\n" for line in BASE.splitlines() if line.split(":")[0] not in given) + extra)
     return path
 
 
@@ -31,7 +34,7 @@ def test_options_enter_the_id_but_paths_do_not(tmp_path):
     plain = _one(tmp_path)
     default = _one(tmp_path, "overrides: {dataset: {fashion-mnist: {options: {profile: exp, mode: longtail}}}}")
     step = _one(tmp_path, "overrides: {dataset: {fashion-mnist: {options: {profile: step}}}}")
-    partial = _one(tmp_path, "defaults: {metrics: [class_kl], options: {mode: partial}}")
+    partial = _one(tmp_path, "defaults: {budget: {steps: 2, batch_size: 8, eval_samples: 20}, metrics: [class_kl], options: {mode: partial}}")
     rooted = _one(tmp_path, "overrides: {dataset: {fashion-mnist: {options: {root: data/fm}}}}")
     assert plain["id"] == default["id"] == rooted["id"]  # defaults are left out; a path is not data
     assert len({plain["id"], step["id"], partial["id"]}) == 3

@@ -109,7 +109,8 @@ def test_sweep_overrides_validate_against_the_merged_hp(tmp_path):
     assert cells["lsgan+icr"]["hp"]["icr_real"] == 5 and cells["lsgan+icr"]["hp"]["icr_gen"] == 0.5
     assert cells["gm-gan"]["hp"]["gm_layout"] == "circle"
     for hp, where in [("{gp_weight: 1}", "hp.gp_weight: method 'lsgan+icr' has no hyperparameter"),
-                      ("{icr_real: -1}", "hp.icr_real: must be >= 0"),
+                      ("{icr_real: -1}", "hp.icr_real: must be a number from 0 to 10,000,000, got -1"),
+                      ("{icr_real: 1.0e+12}", "hp.icr_real: must be a number from 0 to 10,000,000, got 1000000000000.0"),
                       ("{icr_sigma: fast}", "hp.icr_sigma: must be a number")]:  # fmt: skip
         path.write_text(SWEEP.replace("HP", hp))
         with pytest.raises(UserError, match=re.escape(f"overrides.method.lsgan+icr.{where}")):

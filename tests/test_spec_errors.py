@@ -1,86 +1,259 @@
-"""Malformed sweep files: each stops with one line naming file, key and problem."""
+"""Malformed and hostile input: one line naming the file, key and problem, exit 2, nothing written.
+
+The cases are files: tests/inputs/bad_sweeps/<case>.yaml and
+tests/inputs/bad_plugins/<case>.py, each opening with `# expect: <part of
+the message>`. Cases too large to keep as files are made from a one-line
+recipe (GENERATED). Every case goes through the real command line (`plan`
+and `sweep` for sweeps, `list` for plugins); all of them run in one process
+(`ganbench_batch`), which pays for one torch import instead of one per case.
+"""
+
+import shutil
+import time
+from pathlib import Path
 
 import pytest
 
 from bench.errors import UserError
-from bench.spec import load_sweep
-from conftest import ganbench
+from bench.spec import MAX_CELLS_ENV, load_sweep
+from conftest import ganbench, ganbench_batch
 
+INPUTS = Path(__file__).parent / "inputs"
+BAD_SWEEPS = {p.stem: p for p in sorted((INPUTS / "bad_sweeps").glob("*.yaml"))}
+BAD_PLUGINS = {p.stem: p for p in sorted((INPUTS / "bad_plugins").glob("*.py"))}
 GOOD_MATRIX = "matrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [0]}\n"
-
-CASES = [
-    ("empty", "", "the file is empty"),
-    ("not yaml", "name: [unclosed\n", "not valid YAML"),
-    ("no name", GOOD_MATRIX, "name: is required"),
-    ("bad name", "name: 'a b'\n" + GOOD_MATRIX, "name: must be a name of letters"),
-    ("unknown top key", "name: s\nmatirx: {}\n" + GOOD_MATRIX, "unknown key 'matirx'; did you mean 'matrix'?"),
-    ("unknown method", "name: s\nmatrix: {method: [gan, lsgna], dataset: [ring], imbalance: [1], seed: [0]}\n",
-     "matrix.method[1]: unknown method 'lsgna'; did you mean 'lsgan'"),
-    ("unknown dataset", "name: s\nmatrix: {method: [gan], dataset: [rign], imbalance: [1], seed: [0]}\n",
-     "matrix.dataset[0]: unknown dataset 'rign'; did you mean 'ring'"),
-    ("missing axis", "name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [1]}\n", "matrix.seed: is required"),
-    ("rho below one", "name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [0.5], seed: [0]}\n",
-     "matrix.imbalance[0]: must be >= 1, got 0.5"),
-    ("negative seed", "name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [-1]}\n",
-     "matrix.seed[0]: must be >= 0, got -1"),
-    ("seed not int", "name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [a]}\n",
-     "matrix.seed[0]: must be an integer >= 0, got 'a'"),
-    ("steps wrong type", "name: s\n" + GOOD_MATRIX + "defaults: {budget: {steps: many}}\n",
-     "defaults.budget.steps: must be an integer >= 1, got 'many'"),
-    ("unknown budget key", "name: s\n" + GOOD_MATRIX + "defaults: {budget: {step: 10}}\n",
-     "defaults.budget.step: unknown key 'step'; did you mean 'steps'?"),
-    ("bad optimizer", "name: s\n" + GOOD_MATRIX + "defaults: {optimizer: {name: adamw}}\n",
-     "defaults.optimizer.name: must be one of adam, rmsprop, sgd, got 'adamw'"),
-    ("bad betas", "name: s\n" + GOOD_MATRIX + "defaults: {optimizer: {betas: [0.5]}}\n",
-     "defaults.optimizer.betas: must be a list of two numbers in [0, 1)"),
-    ("negative lr", "name: s\n" + GOOD_MATRIX + "overrides: {method: {gan: {optimizer: {lr_g: -1}}}}\n",
-     "overrides.method.gan.optimizer.lr_g: must be > 0, got -1"),
-    ("unknown hp", "name: s\nmatrix: {method: [wgan-gp], dataset: [ring], imbalance: [1], seed: [0]}\n"
-     "overrides: {method: {wgan-gp: {hp: {gp_wieght: 1}}}}\n",
-     "overrides.method.wgan-gp.hp.gp_wieght: method 'wgan-gp' has no hyperparameter 'gp_wieght' (it has: gp_weight)"),
-    ("override of unknown method", "name: s\n" + GOOD_MATRIX + "overrides: {method: {lsgna: {}}}\n",
-     "overrides.method.lsgna: unknown method 'lsgna'; did you mean 'lsgan'"),
-    ("metric for wrong kind", "name: s\n" + GOOD_MATRIX + "defaults: {metrics: [classifier_fid]}\n",
-     "metrics: metric 'classifier_fid' does not apply to dataset 'ring'"),
-    ("unknown metric", "name: s\n" + GOOD_MATRIX + "defaults: {metrics: [fdi]}\n", "defaults.metrics[0]: unknown metric 'fdi'"),
-    ("bad executor", "name: s\n" + GOOD_MATRIX + "executor: {name: kubernetes}\n",
-     "executor.name: must be one of"),
-    ("workers zero", "name: s\n" + GOOD_MATRIX + "executor: {workers: 0}\n", "executor.workers: must be >= 1, got 0"),
-    ("include partial", "name: s\n" + GOOD_MATRIX + "include: [{method: gan}]\n",
-     "include[0].dataset: is required"),
-    ("exclude everything", "name: s\n" + GOOD_MATRIX + "exclude: [{method: gan}]\n", "exclude: excludes every cell"),
-    ("matrix not mapping", "name: s\nmatrix: [gan]\n", "matrix: must be a mapping, got a list"),
-    ("missing plugin folder", "name: s\nplugins: [nowhere]\n" + GOOD_MATRIX, "plugins[0]: folder"),
-]
+_NUMBERS = list(range(1, 1001))
+GENERATED = {  # case: (recipe, expected part of the message)
+    "matrix-1000x1000": (f"name: s\nmatrix: {{method: [gan], dataset: [ring], imbalance: {_NUMBERS}, seed: {_NUMBERS}}}\n",
+                         "matrix: expands to 1,000,000 cells (1 x 1 x 1000 x 1000), more than the limit of 100,000; "
+                         f"split the sweep, or raise the limit with --max-cells N or ${MAX_CELLS_ENV}"),
+    "include-over-limit": ("name: s\n" + GOOD_MATRIX + f"include: [{{method: gan, dataset: ring, imbalance: {_NUMBERS}, "
+                           f"seed: {_NUMBERS[:200]}}}]\n", "matrix: expands to 200,001 cells (1 x 1 x 1 x 1 + 200,000 from include)"),
+    "nesting-5000-deep": ("name: s\n" + GOOD_MATRIX + "description: " + "[" * 5000 + "]" * 5000 + "\n",
+                          "line 3: nested more than 32 levels deep"),
+    "name-10000-characters": ("name: " + "a" * 10_000 + "\n" + GOOD_MATRIX,
+                              "name: must be at most 100 characters, got 10,000 ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    "name-101-characters": ("name: " + "a" * 101 + "\n" + GOOD_MATRIX, "name: must be at most 100 characters, got 101"),
+    "key-10000-characters": ("name: s\n" + GOOD_MATRIX + "? " + "b" * 10_000 + "\n: 1\n",  # YAML's explicit key
+                             "unknown key 'bbbbbbbbbb" + "b" * 49 + "... (10,000 characters); allowed: name"),
+    "file-over-1MiB": ("name: s\n" + GOOD_MATRIX + "description: " + "x" * (1 << 20) + "\n",
+                       "the sweep file is larger than 1,048,576 bytes"),
+    "plugin-path-5000-characters": ("name: s\nplugins: [" + "p" * 5000 + "]\n" + GOOD_MATRIX,
+                                    "plugins[0]: must be a folder path of at most 4,096 characters"),
+}  # fmt: skip
 
 
-@pytest.mark.parametrize("text,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_malformed_sweep(tmp_path, text, expected):
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(UserError) as err:
+def expected_of(path: Path) -> str:
+    first = path.read_bytes().split(b"\n", 1)[0].decode()
+    assert first.startswith("# expect: "), f"{path} must open with '# expect: <part of the message>'"
+    return first[len("# expect: "):]
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """Every CLI case of this file, run in one process: (what was run, {name: run}).
+
+    Sweeps: `plan` and `sweep` on each bad file, each with its own results
+    folder. Plugins: `list methods --plugins <a folder holding the file>`.
+    Then every command on one bad sweep, and flags out of range.
+    """
+    root = tmp_path_factory.mktemp("cli")
+    sweeps = {name: (path, expected_of(path)) for name, path in BAD_SWEEPS.items()}
+    for name, (text, expected) in GENERATED.items():
+        (root / f"{name}.yaml").write_text(text)
+        sweeps[name] = (root / f"{name}.yaml", expected)
+    argvs = {(name, command): [command, path, "--results", root / f"results-{name}"]
+             for name, (path, _) in sweeps.items() for command in ("plan", "sweep")}  # fmt: skip
+    good = root / "good.yaml"
+    good.write_text("name: s\n" + GOOD_MATRIX)
+    results = root / "results"
+    for command in ("plan", "sweep", "status", "report", "cancel"):
+        argvs[("every-command", command)] = [command, BAD_SWEEPS["unknown-method"], "--results", results]
+    argvs[("flags", "no file")] = ["plan", root / "nope.yaml", "--results", results]
+    argvs[("flags", "workers 0")] = ["sweep", good, "--workers", "0", "--results", results]
+    argvs[("flags", "workers 100000")] = ["sweep", good, "--workers", "100000", "--results", results]
+    argvs[("flags", "max-cells 0")] = ["plan", good, "--max-cells", "0", "--results", results]
+    argvs[("flags", "long sweep path")] = ["plan", "s" * 5000, "--results", results]
+    argvs[("flags", "long plugin path")] = ["list", "methods", "--plugins", "p" * 4000]
+    argvs[("flags", "long profile")] = ["sweep", good, "--executor", "slurm", "--profile", "q" * 5000, "--results", results]
+    plugins = {}
+    for name, path in BAD_PLUGINS.items():  # last: a half-imported plugin cannot disturb the sweep cases
+        (root / name).mkdir()
+        plugins[name] = (shutil.copy(path, root / name), expected_of(path))
+        argvs[(name, "list")] = ["list", "methods", "--plugins", root / name]
+    started = time.perf_counter()
+    runs = dict(zip(argvs, ganbench_batch(list(argvs.values()), cwd=root, timeout=300)))
+    print(f"{len(argvs)} CLI calls in one process: {time.perf_counter() - started:.1f} s")
+    return {"sweeps": sweeps, "plugins": plugins, "root": root}, runs
+
+
+@pytest.mark.parametrize("case", [*BAD_SWEEPS, *GENERATED])
+def test_bad_sweep_is_one_line_exit_2_nothing_written(cli, case):
+    cases, runs = cli
+    path, expected = cases["sweeps"][case]
+    for command in ("plan", "sweep"):
+        run = runs[(case, command)]
+        assert run["rc"] == 2, run
+        assert run["stderr"].startswith(f"ganbench: error: {path}: "), run["stderr"][:2000]
+        assert expected in run["stderr"], run["stderr"][:2000]
+        assert run["stderr"].count("\n") == 1 and len(run["stderr"]) < 500, run["stderr"][:2000]
+        assert run["stdout"] == ""
+    assert not (cases["root"] / f"results-{case}").exists()
+
+
+@pytest.mark.parametrize("case", BAD_PLUGINS)
+def test_bad_plugin_is_one_line_exit_2(cli, case):
+    cases, runs = cli
+    (path, expected), run = cases["plugins"][case], runs[(case, "list")]
+    assert run["rc"] == 2, run
+    assert run["stderr"].startswith(f"ganbench: error: plugin {path} failed to import"), run["stderr"]
+    assert expected in run["stderr"] and run["stderr"].count("\n") == 1, run["stderr"]
+    assert run["stdout"] == ""
+
+
+def test_every_command_and_bad_flags(cli):
+    cases, runs = cli
+    for command in ("plan", "sweep", "status", "report", "cancel"):
+        run = runs[("every-command", command)]
+        assert run["rc"] == 2 and run["stderr"].count("\n") == 1, run
+        assert "matrix.method[1]: unknown method 'lsgna'; did you mean 'lsgan'" in run["stderr"]
+    flags = {k: run for (group, k), run in runs.items() if group == "flags"}
+    assert flags["no file"]["rc"] == 2 and "nope.yaml: no such sweep file" in flags["no file"]["stderr"]
+    for k, expected in [("workers 0", "--workers: must be an integer from 1 to 1,024, got '0'"),
+                        ("workers 100000", "--workers: must be an integer from 1 to 1,024, got '100000'"),
+                        ("max-cells 0", "--max-cells: must be a positive integer, got 0"),
+                        ("long sweep path", "sssss... (5,000 characters): no such sweep file"),
+                        ("long plugin path", "characters) does not exist; give a folder of *.py plugin files"),
+                        ("long profile", "--profile 'qqqq")]:  # fmt: skip
+        assert flags[k]["rc"] == 2 and expected in flags[k]["stderr"] and len(flags[k]["stderr"]) < 500, flags[k]
+    assert all("Traceback" not in run["stderr"] for run in runs.values())
+    assert not (cases["root"] / "results").exists()
+
+
+def test_hostile_sweeps_are_refused_at_once(tmp_path):
+    """The alias bomb, the 10^6-cell matrix and the 5,000-deep nesting: refused in
+    milliseconds (all hung or crashed before), through load_sweep in this process."""
+    for name in ("alias-bomb-description", "alias-bomb-exclude", "alias-bomb-matrix"):
+        started = time.perf_counter()
+        with pytest.raises(UserError, match="YAML anchors and aliases are not allowed"):
+            load_sweep(BAD_SWEEPS[name])
+        assert time.perf_counter() - started < 1.0
+    for name in ("matrix-1000x1000", "nesting-5000-deep"):
+        (tmp_path / "s.yaml").write_text(GENERATED[name][0])
+        started = time.perf_counter()
+        with pytest.raises(UserError, match="cells|nested"):
+            load_sweep(tmp_path / "s.yaml")
+        assert time.perf_counter() - started < 2.0
+
+
+def test_cell_limit_is_overridable(tmp_path, monkeypatch):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [1, 10], seed: [0, 1, 2]}\n")
+    assert len(load_sweep(path).cells) == 6
+    with pytest.raises(UserError, match=r"expands to 6 cells \(1 x 1 x 2 x 3\), more than the limit of 5"):
+        load_sweep(path, max_cells=5)
+    monkeypatch.setenv(MAX_CELLS_ENV, "5")
+    with pytest.raises(UserError, match="more than the limit of 5;"):
         load_sweep(path)
-    message = str(err.value)
-    assert message.startswith(f"{path}: ")
-    assert expected in message
-    assert "\n" not in message
+    assert len(load_sweep(path, max_cells=6).cells) == 6  # the flag wins over the environment
+    monkeypatch.setenv(MAX_CELLS_ENV, "many")
+    with pytest.raises(UserError, match=rf"\${MAX_CELLS_ENV}='many': must be a positive integer"):
+        load_sweep(path)
 
 
-def test_cli_spec_error_is_one_line_exit_2_nothing_written(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text("name: s\nmatrix: {method: [gan, lsgna], dataset: [ring], imbalance: [1], seed: [0]}\n")
-    for command in ("plan", "sweep", "status", "report"):
-        proc = ganbench(command, path, "--results", tmp_path / "results", check=2)
-        assert proc.stderr.count("\n") == 1, proc.stderr
-        assert "matrix.method[1]: unknown method 'lsgna'; did you mean 'lsgan'" in proc.stderr
-        assert "Traceback" not in proc.stderr
+def test_exclude_masks_match_the_rules_as_written():
+    """_drop_excluded (bit masks per axis value) keeps exactly the cells no rule matches."""
+    import itertools
+    import random
+
+    from bench.spec import AXES, _drop_excluded
+
+    rng = random.Random(0)
+    domain = {"method": ["gan", "lsgan", "wgan"], "dataset": ["ring", "grid"], "imbalance": [1, 10, 2.5], "seed": [0, 1, 2, 3]}
+    combos = [dict(zip(AXES, v)) for v in itertools.product(*domain.values())]
+    for _ in range(200):
+        rules = [{a: set(rng.sample(domain[a], rng.randint(1, len(domain[a])))) for a in rng.sample(AXES, rng.randint(1, 4))}
+                 for _ in range(rng.randint(1, 6))]  # fmt: skip
+        kept = [c for c in combos if not any(all(c[a] in vals for a, vals in r.items()) for r in rules)]
+        assert _drop_excluded(combos, rules) == kept
+
+
+def test_values_at_their_bounds_are_accepted(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"name: {'a' * 100}\nmatrix: {{method: [gan], dataset: [ring], imbalance: [1, 10000], seed: [0, 4294967295]}}\n"
+        "defaults: {eval_seed: 4294967295, budget: {steps: 10000000, batch_size: 65536, eval_samples: 100000},\n"
+        "  arch: {z_dim: 1024, width: 1024}, optimizer: {lr_g: 1, lr_d: 1.0e-9, d_steps: 100},\n"
+        "  log_every: 10000000, checkpoint_every: 10000000}\n"
+        "executor: {workers: 1024, cells_per_job: 100000}\n"
+    )
+    sweep = load_sweep(path)
+    assert {c["config"]["seed"] for c in sweep.cells} == {0, 2**32 - 1}
+    assert sweep.cells[0]["config"]["budget"] == {"steps": 10_000_000, "batch_size": 65_536, "eval_samples": 100_000}
+
+
+def test_readme_lists_every_range():
+    from bench.spec import RANGES
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for key, allowed in RANGES.items():
+        assert f"| `{key}` | {allowed.describe()} |" in readme, f"README: the sweep-file ranges need the row of {key}"
+
+
+def test_cli_through_its_own_process(tmp_path):
+    """The rows of the issue that hung or ended silently, each in a real `ganbench` process."""
+    proc = ganbench("sweep", BAD_SWEEPS["alias-bomb-matrix"], "--results", tmp_path / "results", check=2, timeout=60)
+    assert proc.stderr.count("\n") == 1 and "YAML anchors and aliases are not allowed (&a)" in proc.stderr
+    (tmp_path / "plugins").mkdir()
+    shutil.copy(BAD_PLUGINS["sys_exit_zero"], tmp_path / "plugins")
+    (tmp_path / "s.yaml").write_text("name: s\nplugins: [plugins]\n" + GOOD_MATRIX)
+    proc = ganbench("plan", tmp_path / "s.yaml", "--results", tmp_path / "results", check=2)
+    assert proc.stderr == (f"ganbench: error: plugin {tmp_path / 'plugins/sys_exit_zero.py'} failed to import (line 5): "
+                           "it called sys.exit(0)\n")  # fmt: skip
     assert not (tmp_path / "results").exists()
 
 
-def test_cli_missing_file_and_bad_flag(tmp_path):
-    proc = ganbench("plan", tmp_path / "nope.yaml", check=2)
-    assert "no such sweep file" in proc.stderr and "Traceback" not in proc.stderr
-    good = tmp_path / "good.yaml"
-    good.write_text("name: s\n" + GOOD_MATRIX)
-    proc = ganbench("sweep", good, "--workers", "0", check=2)
-    assert "must be a positive integer" in proc.stderr
+def test_entry_point_that_exits_is_one_line(monkeypatch):
+    """An installed package's entry point is imported under the same guard as a plugin file."""
+    import bench.registry as registry
+
+    class ExitingEntryPoint:
+        name, value, group = "quitter", "quitter_pkg:Method", "ganbench.methods"
+
+        def load(self):
+            raise SystemExit(3)
+
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_done_calls", set())
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ExitingEntryPoint()] if group == "ganbench.methods" else [])
+    with pytest.raises(UserError, match=r"^entry point 'quitter' = quitter_pkg:Method \(group ganbench.methods\) "
+                                        r"failed to import: it called sys.exit\(3\)$"):  # fmt: skip
+        registry.load_plugins()
+
+
+def test_ctrl_c_in_a_plugin_is_not_swallowed(tmp_path):
+    from bench.registry import load_plugins
+
+    (tmp_path / "interrupted.py").write_text("raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_plugins([tmp_path])
+
+
+def test_slurm_profile_uses_the_same_strict_loader(tmp_path, monkeypatch):
+    from bench.slurm import load_profile
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slurm").mkdir()
+    for text, expected in [
+        ("partition: gpu\npartition: cpu\n", "slurm/p.yaml: line 2: duplicate key 'partition' (first on line 1)"),
+        ("partition: &p gpu\nqos: *p\n", "slurm/p.yaml: line 1: YAML anchors and aliases are not allowed (&p)"),
+        ("setup: " + "[" * 100 + "]" * 100 + "\n", "slurm/p.yaml: line 1: nested more than 32 levels deep"),
+    ]:
+        (tmp_path / "slurm/p.yaml").write_text(text)
+        with pytest.raises(UserError, match="^" + expected.replace("(", r"\(").replace(")", r"\)")):
+            load_profile("p")
+    (tmp_path / "slurm/p.yaml").write_bytes(b"partition: g\xffpu\n")
+    with pytest.raises(UserError, match=r"slurm/p.yaml: line 1: not UTF-8 text \(byte 0xff at offset 12\); save the profile as UTF-8"):
+        load_profile("p")
+    (tmp_path / "slurm/p.yaml").write_text("partition: gpu\n")
+    assert load_profile("p", ["sbatch.comment=&a x"])["sbatch"] == {"comment": "&a x"}  # not YAML here: kept as text

@@ -1,0 +1,3 @@
+# expect: failed to import: SyntaxError: invalid syntax
+def broken(:
+    pass
