@@ -14,6 +14,7 @@ from bench.data import ContinuousDataset
 from bench.metrics.base import EvalContext
 from bench.metrics.circle import CircleW2
 from bench.metrics.frechet import EPS, frechet_distance, frechet_of_features, gaussian
+from cleanfid_reference import cleanfid_fid
 from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,27 +27,11 @@ def sqrtm_without_disp(A):
     return REAL_SQRTM(A)
 
 
-def sqrtm_with_disp(A, disp=True, blocksize=64):
-    """SciPy < 1.16's signature, which clean-fid 0.1.35 calls with disp=False (no deprecation warning here)."""
-    root = REAL_SQRTM(A)
-    return root if disp else (root, 0.0)
-
-
 def sqrtm_failing_when_singular(A):
     """Like SciPy < 1.16 on a singular product: a non-finite root, the case clean-fid offsets."""
     if np.linalg.matrix_rank(A) < len(A):
         return np.full(A.shape, np.nan)
     return REAL_SQRTM(A)
-
-
-def cleanfid_value(monkeypatch, a, b, sqrtm=sqrtm_with_disp) -> float:
-    from cleanfid.fid import fid_from_feats
-
-    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm)
-    try:
-        return float(fid_from_feats(a, b))
-    finally:
-        monkeypatch.setattr(scipy.linalg, "sqrtm", REAL_SQRTM)
 
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -57,7 +42,7 @@ def features(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
 @pytest.mark.parametrize("n", [200, 12])  # full-rank covariances, and fewer samples than dimensions
 def test_equals_cleanfid_with_old_and_new_sqrtm(monkeypatch, n):
     a, b = features(n, 64, 1), features(n, 64, 2, shift=0.3)
-    theirs = cleanfid_value(monkeypatch, a, b)
+    theirs = cleanfid_fid(a, b)
     ours = frechet_of_features(a, b)
     assert ours.offset is None
     assert ours.distance == pytest.approx(theirs, rel=1e-6)
@@ -68,8 +53,7 @@ def test_equals_cleanfid_with_old_and_new_sqrtm(monkeypatch, n):
 
 def test_singular_product_gets_cleanfids_offset_and_value(monkeypatch):
     a, b = features(12, 64, 3), features(12, 64, 4, shift=0.1)
-    theirs = cleanfid_value(monkeypatch, a, b, sqrtm=lambda A, disp=True: (sqrtm_failing_when_singular(A), 0.0)
-                            if disp is False else sqrtm_failing_when_singular(A))  # fmt: skip
+    theirs = cleanfid_fid(a, b, root=sqrtm_failing_when_singular)
     monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_failing_when_singular)
     ours = frechet_of_features(a, b)
     assert ours.offset == EPS
