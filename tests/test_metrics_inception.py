@@ -272,6 +272,29 @@ def test_batches_and_memory_back_off_do_not_change_features(monkeypatch):
     assert inception.batch_size_for(torch.device("cuda")) > inception.batch_size_for(torch.device("cpu"))
 
 
+def test_archive_reader_reads_a_torchscript_written_by_this_torch(tmp_path):
+    """clean-fid's file has `layers` at the top (ours: `net.layers`); any TorchScript zip reads tensor for tensor."""
+    from bench.metrics.inception_net import ConvBN, load_layers_state_dict
+
+    class Top(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(ConvBN(3, 4, 3, stride=2), ConvBN(4, 2, (1, 3), padding=(0, 1)))
+
+        def forward(self, x):
+            return self.layers(x)
+
+    top = Top()
+    for i, v in enumerate(top.state_dict().values()):
+        v.copy_(torch.randn(v.shape, generator=torch.Generator().manual_seed(i)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's writer is deprecated too; the test needs a file
+        torch.jit.save(torch.jit.trace(top, torch.zeros(1, 3, 9, 9)), str(tmp_path / "top.pt"))
+    read = load_layers_state_dict(tmp_path / "top.pt")
+    expected = top.layers.state_dict()
+    assert read.keys() == expected.keys() and all(torch.equal(read[k], expected[k]) for k in expected)
+
+
 def _archive(path, payload: bytes):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("m/data.pkl", payload)
