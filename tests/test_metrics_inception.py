@@ -242,7 +242,7 @@ def test_quantise_matches_the_saved_png_levels():
 def test_network_equals_the_torchscript_it_is_read_from():
     """Our nn.Module with weights read from the archive computes the TorchScript's features."""
     with warnings.catch_warnings():
-        # torch.jit.load is deprecated (FutureWarning, PyTorch >= 2.10); only this test still calls it,
+        # torch.jit.load is deprecated (FutureWarning, PyTorch >= 2.11); only this test still calls it,
         # as the reference our module replaces.
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.load(str(weights_path()), map_location="cpu").eval()

@@ -15,8 +15,9 @@ whose pool branch is a 3x3 max pool. Input: (x - 128) / 128 of RGB images at
 Parameter names are the TorchScript's (`conv`, `conv_1`, ..., `mixed_10`),
 so its `layers` state dict loads with strict=True.
 
-Why not `torch.jit.load`: it is deprecated (a FutureWarning since PyTorch
-2.10, "Please switch to torch.export"). `load_layers_state_dict` reads the
+Why not `torch.jit.load`: TorchScript is deprecated in favour of
+torch.export as of PyTorch 2.11, and `torch.jit.load` warns (FutureWarning,
+"Please switch to torch.export"; seen with 2.14). `load_layers_state_dict` reads the
 archive itself: a zip holding `data.pkl` (the module tree, pickled) and one
 raw file per tensor storage. The unpickler admits only what a module tree of
 tensors needs (opaque `__torch__` objects, the tensor rebuild function,

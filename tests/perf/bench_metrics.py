@@ -6,7 +6,7 @@ the real-statistics time of a second cell against the first.
 
 Uses a fresh temporary $GANBENCH_CACHE. Not a pytest module (the name does
 not start with test_). Everything runs in this process on the same images
-with the same network weights, after one warm-up batch each; the four are
+with the same network weights, after one warm-up batch each; the five are
 run in turn for --rounds rounds and each keeps its fastest round (the
 machine's load changes less between neighbouring runs). Per device:
 - network: the raw network (`extractor(device).fn`) on inputs already
@@ -14,6 +14,8 @@ machine's load changes less between neighbouring runs). Per device:
   size: the speed limit of any feature pipeline;
 - TorchScript: the wheel's TorchScript file run the same way (the network
   we replaced, for reference);
+- preprocessing: ours without the network (the transfer, quantisation and
+  matrix resize), the one part ours adds to the network;
 - ours: `bench.metrics.inception.inception_features` on the [-1, 1] tensor
   in host memory (transfer, uint8 quantisation, the matrix "clean" resize,
   the network, features back to the host);
@@ -72,7 +74,8 @@ def compare_pipelines(device: torch.device, n: int, res: int, workers: int, roun
     from cleanfid.fid import get_folder_features
     from PIL import Image
 
-    from bench.metrics.inception import batch_size_for, extractor, inception_features, to_uint8, weights_path
+    from bench.metrics.inception import (batch_size_for, clean_resize, extractor, inception_features, quantise,
+                                         to_uint8, weights_path)  # fmt: skip
 
     fx = extractor(device)
     batch = batch_size_for(device)
@@ -111,7 +114,11 @@ def compare_pipelines(device: torch.device, n: int, res: int, workers: int, roun
     theirs(warm)
     ours_feats: list[np.ndarray] = []
     their_feats: list[np.ndarray] = []
-    runs = {"network": run_network, "scripted": run_scripted,
+    def run_preprocessing():  # what ours adds to the network: transfer, quantise, resize
+        for i in range(0, n, batch):
+            clean_resize(quantise(fake[i : i + batch].to(device)))
+
+    runs = {"network": run_network, "scripted": run_scripted, "preprocessing": run_preprocessing,
             "ours": lambda: ours_feats.append(inception_features(fake, device)),
             "theirs": lambda: their_feats.append(theirs(folder))}  # fmt: skip
     best = {k: float("inf") for k in runs}
@@ -119,12 +126,15 @@ def compare_pipelines(device: torch.device, n: int, res: int, workers: int, roun
         for k, fn in runs.items():
             best[k] = min(best[k], timed(fn, device))
     t_net, t_script, t_ours, t_theirs = best["network"], best["scripted"], best["ours"], best["theirs"]
+    t_prep = best["preprocessing"]
     diff = float(np.abs(ours_feats[0] - their_feats[0]).max())
     net_rate, script_rate, ours_rate, theirs_rate = net_images / t_net, net_images / t_script, n / t_ours, n / t_theirs
     print(f"[{device.type}] network {net_rate:.1f} images/s (TorchScript {script_rate:.1f}, ours/TorchScript "
           f"{net_rate / script_rate:.2f}); ours {ours_rate:.1f} images/s = {ours_rate / net_rate:.2f} x the network "
           f"(goal >= 0.8 on a GPU); clean-fid ({workers} workers) {theirs_rate:.1f} images/s, ours/clean-fid "
           f"{ours_rate / theirs_rate:.2f} (goal >= 1.0); max |feature difference| {diff:.2e}")  # fmt: skip
+    print(f"[{device.type}] of which transfer + quantise + matrix resize: {1000 * t_prep / n:.2f} ms/image, "
+          f"{100 * t_prep / t_ours:.1f}% of our pipeline's time; the network alone {1000 * t_net / net_images:.2f} ms/image")  # fmt: skip
 
 
 def real_statistics(device: torch.device, n: int, res: int) -> None:
