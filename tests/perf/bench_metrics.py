@@ -6,7 +6,7 @@ the real-statistics time of a second cell against the first.
 
 Uses a fresh temporary $GANBENCH_CACHE. Not a pytest module (the name does
 not start with test_). Everything runs in this process on the same images
-with the same network weights, after one warm-up batch each; the five are
+with the same network weights, after one warm-up batch each; the six are
 run in turn for --rounds rounds and each keeps its fastest round (the
 machine's load changes less between neighbouring runs). Per device:
 - network: the raw network (`extractor(device).fn`) on inputs already
@@ -15,7 +15,8 @@ machine's load changes less between neighbouring runs). Per device:
 - TorchScript: the wheel's TorchScript file run the same way (the network
   we replaced, for reference);
 - preprocessing: ours without the network (the transfer, quantisation and
-  matrix resize), the one part ours adds to the network;
+  matrix resize), the one part ours adds to the network; and clean-fid's
+  pipeline with a network that returns zeros (its decoding and resize);
 - ours: `bench.metrics.inception.inception_features` on the [-1, 1] tensor
   in host memory (transfer, uint8 quantisation, the matrix "clean" resize,
   the network, features back to the host);
@@ -88,9 +89,12 @@ def compare_pipelines(device: torch.device, n: int, res: int, workers: int, roun
     warm = Path(tempfile.mkdtemp(prefix="ganbench-perf-warm-"))
     Image.fromarray(to_uint8(fake[:1])[0]).save(warm / "0.png")
 
-    def theirs(path):
-        return get_folder_features(str(path), model=fx.fn, num_workers=workers, batch_size=batch, device=device,
+    def theirs(path, model=fx.fn):
+        return get_folder_features(str(path), model=model, num_workers=workers, batch_size=batch, device=device,
                                    mode="clean", verbose=False)  # fmt: skip
+
+    def no_network(x):
+        return torch.zeros(len(x), 2048)
 
     resized = torch.rand(batch, 3, 299, 299, device=device) * 255
     with warnings.catch_warnings():
@@ -119,6 +123,7 @@ def compare_pipelines(device: torch.device, n: int, res: int, workers: int, roun
             clean_resize(quantise(fake[i : i + batch].to(device)))
 
     runs = {"network": run_network, "scripted": run_scripted, "preprocessing": run_preprocessing,
+            "their preprocessing": lambda: theirs(folder, no_network),
             "ours": lambda: ours_feats.append(inception_features(fake, device)),
             "theirs": lambda: their_feats.append(theirs(folder))}  # fmt: skip
     best = {k: float("inf") for k in runs}
@@ -126,15 +131,17 @@ def compare_pipelines(device: torch.device, n: int, res: int, workers: int, roun
         for k, fn in runs.items():
             best[k] = min(best[k], timed(fn, device))
     t_net, t_script, t_ours, t_theirs = best["network"], best["scripted"], best["ours"], best["theirs"]
-    t_prep = best["preprocessing"]
+    t_prep, t_their_prep = best["preprocessing"], best["their preprocessing"]
     diff = float(np.abs(ours_feats[0] - their_feats[0]).max())
     net_rate, script_rate, ours_rate, theirs_rate = net_images / t_net, net_images / t_script, n / t_ours, n / t_theirs
     print(f"[{device.type}] network {net_rate:.1f} images/s (TorchScript {script_rate:.1f}, ours/TorchScript "
           f"{net_rate / script_rate:.2f}); ours {ours_rate:.1f} images/s = {ours_rate / net_rate:.2f} x the network "
           f"(goal >= 0.8 on a GPU); clean-fid ({workers} workers) {theirs_rate:.1f} images/s, ours/clean-fid "
           f"{ours_rate / theirs_rate:.2f} (goal >= 1.0); max |feature difference| {diff:.2e}")  # fmt: skip
-    print(f"[{device.type}] of which transfer + quantise + matrix resize: {1000 * t_prep / n:.2f} ms/image, "
-          f"{100 * t_prep / t_ours:.1f}% of our pipeline's time; the network alone {1000 * t_net / net_images:.2f} ms/image")  # fmt: skip
+    print(f"[{device.type}] outside the network: ours (transfer, quantise, matrix resize) {1000 * t_prep / n:.2f} "
+          f"ms/image = {100 * t_prep / t_ours:.1f}% of our pipeline; clean-fid's (PNG decoding, PIL resize) "
+          f"{1000 * t_their_prep / n:.2f} ms/image, {t_their_prep / t_prep:.1f} x ours; the network "
+          f"{1000 * t_net / net_images:.2f} ms/image")  # fmt: skip
 
 
 def real_statistics(device: torch.device, n: int, res: int) -> None:
