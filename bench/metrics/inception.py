@@ -178,9 +178,10 @@ def inception_features(images: torch.Tensor, device: torch.device | str = "cpu",
     batch = batch_size or batch_size_for(fx.device)
     out, i = [], 0
     while i < len(images):
-        chunk = images[i : i + batch].to(fx.device, non_blocking=True)
+        chunk = images[i : i + batch].detach().to(fx.device, non_blocking=True)
         try:
-            feats = fx.fn(clean_resize(quantise(chunk)))
+            with torch.inference_mode():
+                feats = fx.fn(clean_resize(quantise(chunk)))
         except torch.cuda.OutOfMemoryError:
             if batch == 1:
                 raise
