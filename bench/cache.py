@@ -1,5 +1,6 @@
 """Where ganbench keeps data it computes once and reuses (evaluation
-networks, reference statistics): $GANBENCH_CACHE, else ~/.cache/ganbench."""
+networks, reference statistics, NIQE models): $GANBENCH_CACHE, else
+~/.cache/ganbench; a file lock; and `build_once`, how a cache file is made."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import fcntl
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 def cache_dir(*parts: str) -> Path:
@@ -26,3 +27,23 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_once(path: Path, write: Callable[[Path], None]) -> Path:
+    """Ensure `path` exists; `write(tmp)` writes its content to a temp path on a miss.
+
+    Concurrent jobs (processes, SLURM tasks on one filesystem) wait on the lock
+    while one builds; the file appears by an atomic rename, so no reader sees
+    half a file and no duplicate is written.
+    """
+    if path.exists():
+        return path
+    with file_lock(path.with_name(path.name + ".lock")):
+        if not path.exists():
+            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
+            try:
+                write(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+    return path

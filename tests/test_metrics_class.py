@@ -1,8 +1,11 @@
-"""Class-aware metrics for long-tailed data: head/tail FID, intra-FID, class KL,
-on a tiny synthetic 4-class image set (classifier space: fast on a CPU)."""
+"""Class-aware metrics for long-tailed data: head/tail FID, intra-FID, class KL
+and the per-class record (`evaluator.per_class`), on a tiny synthetic 4-class
+image set (classifier space: fast on a CPU)."""
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +105,55 @@ def test_class_metrics_apply_to_class_images_only():
     for name in ("fid_head", "fid_tail", "intra_fid", "inception_fid_tail"):
         assert METRICS._items[name].applies_to(Quadrants)
         assert not METRICS._items[name].applies_to(Points)
+
+
+def _fabricated_inception(ctx, dim: int = 16) -> dict:
+    """Stand-in Inception features (the network is slow on a CPU): the per-class record only needs a space."""
+    g = np.random.default_rng(0)
+    real = g.normal(size=(len(ctx.reference.x), dim))
+    return {"fake": g.normal(size=(len(ctx.fake), dim)), "real": real, "real_labels": ctx.reference.y.numpy(),
+            "real_mu": real.mean(axis=0), "real_sigma": np.cov(real, rowvar=False)}  # fmt: skip
+
+
+def test_per_class_record_reads_off_a_worse_minority_class():
+    s = _make(40, 15)
+    x = s.x.clone()
+    worse = s.y == C - 1
+    x[worse] = (x[worse] + 0.6 * torch.randn(x[worse].shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    ctx = _ctx(x)
+    ClassKL().compute(ctx)
+    record = ctx.info["per_class"]
+    assert set(record) == {"classes", "generated", "fid_classifier"}  # no Inception metric ran
+    assert record["classes"] == list(range(C)) and sum(record["generated"]) == len(x)
+    assert record["generated"] == torch.bincount(ctx.memo["classifier"]["pred"], minlength=C).tolist()
+    fids = record["fid_classifier"]
+    assert fids[C - 1] > 2 * max(fids[: C - 1])
+    json.dumps(record, allow_nan=False)
+
+
+def test_per_class_fid_is_null_below_the_minimum_count():
+    head_only = _make(40, 16)
+    ctx = _ctx(head_only.x[head_only.y < C // 2])
+    _metric("fid_tail").compute(ctx)
+    record = ctx.info["per_class"]
+    assert record["fid_classifier"][C // 2 :] == [None] * (C - C // 2)
+    assert all(isinstance(v, float) for v in record["fid_classifier"][: C // 2])
+    json.dumps(record, allow_nan=False)
+
+
+@pytest.mark.parametrize("order", [("class_kl", "inception_fid"), ("inception_fid", "fid_head")])
+def test_per_class_record_gains_the_inception_column_in_either_order(order):
+    ctx = _ctx(_make(40, 17).x)
+    ctx.memo["inception"] = _fabricated_inception(ctx)
+    for name in order:
+        _metric(name).compute(ctx)
+    record = ctx.info["per_class"]
+    assert len(record["fid_inception"]) == C and all(v is not None and v > 0 for v in record["fid_inception"])
+    assert ctx.info["per_class_fid"]["inception/predicted"]["fid"] == record["fid_inception"]
+
+
+def test_inception_metrics_alone_make_no_per_class_record():
+    ctx = _ctx(_make(40, 18).x)
+    ctx.memo["inception"] = _fabricated_inception(ctx)
+    _metric("inception_fid").compute(ctx)
+    assert "per_class" not in ctx.info

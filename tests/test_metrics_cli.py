@@ -1,5 +1,7 @@
-"""`ganbench evalnets DATASET`, `ganbench list metrics`, and metric errors in sweep files."""
+"""`ganbench evalnets DATASET`, `ganbench list metrics`, metric errors in sweep
+files, and the per-class record of a swept cell."""
 
+import json
 import textwrap
 
 from conftest import ganbench
@@ -71,3 +73,26 @@ def test_a_metric_that_does_not_apply_is_refused(tmp_path):
     """))
     proc = ganbench("plan", sweep, check=2)
     assert "metric 'inception_fid' does not apply to dataset 'ring' (needs an image dataset)" in proc.stderr
+
+
+def test_a_swept_cell_records_per_class_quality(tmp_path):
+    """End to end: `evaluator.per_class` reaches result.json, null (never NaN) where a class has too few samples."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "halves.py").write_text(PLUGIN)
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+        name: pc
+        plugins: [plugins]
+        matrix: {method: [gan], dataset: [mt-cli-halves], imbalance: [1], seed: [0]}
+        defaults:
+          budget: {steps: 3, batch_size: 16, eval_samples: 40}
+          arch: {width: 8}
+          metrics: [class_kl, fid_tail]
+        executor: {name: debug}
+    """))
+    ganbench("sweep", "s.yaml", cwd=tmp_path, check=0, env={"OMP_NUM_THREADS": "1"})
+    [path] = (tmp_path / "results/runs/pc").glob("*/result.json")
+    per_class = json.loads(path.read_text())["evaluator"]["per_class"]
+    json.dumps(per_class, allow_nan=False)
+    assert per_class["classes"] == [0, 1] and sum(per_class["generated"]) == 40
+    assert len(per_class["fid_classifier"]) == 2 and "fid_inception" not in per_class
+    assert all(v is None or v >= 0 for v in per_class["fid_classifier"])

@@ -1,13 +1,17 @@
-"""Inception FID/KID equal clean-fid's own functions; P/R/D/C equal prdc's; the
-real-statistics cache is keyed by every setting and safe when jobs race; IS
-is never a made-up number."""
+"""Inception FID/KID equal clean-fid's own functions; our nn.Module equals the
+TorchScript network; the matrix resize equals clean-fid's resizer; P/R/D/C
+equal prdc's; the real-statistics cache is keyed by every setting and safe
+when jobs race; IS is never a made-up number."""
 
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -18,9 +22,12 @@ from bench.data import Dataset, Split
 from bench.metrics import refstats
 from bench.metrics.base import EvalContext
 from bench.metrics.fid_kid import InceptionFID, InceptionKID, InceptionScore
-from bench.metrics.inception import extractor, inception_features, to_uint8
+from bench.errors import UserError
+from bench.metrics import inception
+from bench.metrics.inception import clean_resize, extractor, inception_features, quantise, to_uint8, weights_path
 from bench.metrics.prdc_metrics import NEAREST_K
 from bench.registry import METRICS
+from cleanfid_reference import cleanfid_fid
 from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,16 +85,24 @@ def test_features_equal_cleanfid_pipeline(scored):
 
 
 def test_fid_and_kid_equal_cleanfid(scored):
-    from cleanfid.fid import fid_from_feats, kernel_distance
+    from cleanfid.fid import kernel_distance
 
     _, ours, feats, _ = scored
-    theirs_fid = fid_from_feats(feats["a"], feats["b"])
+    theirs_fid = cleanfid_fid(feats["a"], feats["b"])
     np.random.seed(0)
     theirs_kid = kernel_distance(feats["b"], feats["a"])
     print(f"FID ours {ours['inception_fid']:.6f} clean-fid {theirs_fid:.6f}; KID ours {ours['inception_kid']:.8f} clean-fid {theirs_kid:.8f}")
     assert ours["inception_fid"] > 1.0  # two different image sets
     assert abs(ours["inception_fid"] - theirs_fid) <= 1e-3
     assert abs(ours["inception_kid"] - theirs_kid) <= 1e-6
+
+
+def test_frechet_equals_cleanfid_on_the_same_features(scored):
+    """Our Fréchet distance (the metric) against clean-fid's function on the same features (8 images, 2048-d)."""
+    ctx, ours, _, _ = scored
+    theirs = cleanfid_fid(ctx.memo["inception"]["fake"], ctx.memo["inception"]["real"])
+    print(f"FID ours {ours['inception_fid']:.9f} clean-fid's function {theirs:.9f}")
+    assert ours["inception_fid"] == pytest.approx(theirs, rel=1e-6)
 
 
 def test_prdc_equal_prdc_package(scored):
@@ -205,3 +220,102 @@ def test_weights_override_must_exist(monkeypatch):
     monkeypatch.setenv("GANBENCH_INCEPTION", "/nonexistent/inception.pt")
     with pytest.raises(UserError, match="GANBENCH_INCEPTION=/nonexistent/inception.pt: no such file"):
         weights_path()
+
+
+@pytest.mark.parametrize("res,channels", [(28, 1), (28, 3), (32, 3), (64, 3)])
+def test_matrix_resize_equals_cleanfids_resizer(res, channels):
+    from cleanfid.resize import build_resizer
+
+    pixels = to_uint8(_images(11, channels=channels, n=2, res=res))
+    resize = build_resizer("clean")
+    theirs = np.stack([resize(np.repeat(p, 3, axis=2) if channels == 1 else p) for p in pixels]).transpose(0, 3, 1, 2)
+    ours = clean_resize(torch.from_numpy(pixels).permute(0, 3, 1, 2).float()).numpy()
+    assert ours.shape == theirs.shape == (2, 3, 299, 299)
+    assert float(np.abs(ours - theirs).max()) <= 1e-3
+
+
+def test_quantise_matches_the_saved_png_levels():
+    x = _images(12, n=3)
+    assert torch.equal(quantise(x).to(torch.uint8).permute(0, 2, 3, 1), torch.from_numpy(to_uint8(x)))
+
+
+def test_network_equals_the_torchscript_it_is_read_from():
+    """Our nn.Module with weights read from the archive computes the TorchScript's features."""
+    with warnings.catch_warnings():
+        # torch.jit.load is deprecated (FutureWarning, PyTorch >= 2.11); only this test still calls it,
+        # as the reference our module replaces.
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.load(str(weights_path()), map_location="cpu").eval()
+    x = clean_resize(quantise(_images(13, n=2)))
+    with torch.inference_mode():
+        theirs = scripted(x.sub(128).div(128)).numpy()
+    np.testing.assert_allclose(extractor("cpu").fn(x).numpy(), theirs, rtol=0, atol=1e-4)
+
+
+def test_batches_and_memory_back_off_do_not_change_features(monkeypatch):
+    """The device path: any batch size gives the same features, and a batch the GPU cannot hold is halved."""
+    x = _images(14, n=3)
+    whole = inception_features(x, "cpu", batch_size=3)
+    fx = extractor("cpu")
+    seen = []
+
+    def small_device(batch):
+        seen.append(len(batch))
+        if len(batch) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return fn(batch)
+
+    fn = fx.fn
+    monkeypatch.setattr(fx, "fn", small_device)
+    np.testing.assert_allclose(inception_features(x, "cpu", batch_size=2), whole, rtol=0, atol=1e-4)
+    assert seen == [2, 1, 1, 1]  # 2 fails, then batches of 1 for the rest
+    assert inception.batch_size_for(torch.device("cuda")) > inception.batch_size_for(torch.device("cpu"))
+
+
+def test_archive_reader_reads_a_torchscript_written_by_this_torch(tmp_path):
+    """clean-fid's file has `layers` at the top (ours: `net.layers`); any TorchScript zip reads tensor for tensor."""
+    from bench.metrics.inception_net import ConvBN, load_layers_state_dict
+
+    class Top(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(ConvBN(3, 4, 3, stride=2), ConvBN(4, 2, (1, 3), padding=(0, 1)))
+
+        def forward(self, x):
+            return self.layers(x)
+
+    top = Top()
+    for i, v in enumerate(top.state_dict().values()):
+        v.copy_(torch.randn(v.shape, generator=torch.Generator().manual_seed(i)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's writer is deprecated too; the test needs a file
+        torch.jit.save(torch.jit.trace(top, torch.zeros(1, 3, 9, 9)), str(tmp_path / "top.pt"))
+    read = load_layers_state_dict(tmp_path / "top.pt")
+    expected = top.layers.state_dict()
+    assert read.keys() == expected.keys() and all(torch.equal(read[k], expected[k]) for k in expected)
+
+
+def _archive(path, payload: bytes):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("m/data.pkl", payload)
+        z.writestr("m/version", "3\n")
+
+
+class _Runs:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("content", ["not a zip", "code"])
+def test_a_bad_weights_file_is_one_line_and_runs_nothing(tmp_path, monkeypatch, content):
+    path = tmp_path / "inception.pt"
+    if content == "not a zip":
+        path.write_bytes(b"garbage")
+    else:
+        _archive(path, pickle.dumps(_Runs(), protocol=2))
+    monkeypatch.setenv("GANBENCH_INCEPTION", str(path))
+    with pytest.raises(UserError, match=r"inception.pt: not the TF Inception-v3 as TorchScript") as err:
+        extractor("cpu")
+    assert "\n" not in str(err.value)
+    if content == "code":
+        assert "refusing posix.system" in str(err.value) or "refusing nt.system" in str(err.value)

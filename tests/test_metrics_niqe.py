@@ -1,15 +1,19 @@
 """NIQE: our block features and score equal pyiqa's NIQE given the same
-parameters; the natural-scene model is fitted without pyiqa."""
+parameters; the natural-scene model is fitted without pyiqa; NIQE lives
+outside bench/metrics/ so methods can rank their samples with it."""
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from bench.data import Dataset, Split
-from bench.metrics import niqe
+from bench import niqe
 from bench.metrics.base import EvalContext
+from bench.metrics.niqe import NIQE
 from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,8 +57,8 @@ def test_niqe_equals_pyiqa_on_the_same_parameters(tmp_path, channels):
 def test_fitted_model_scores_its_own_kind_better_than_noise():
     d = Textures()
     ctx = EvalContext(dataset=d, fake=_textures(4, 1, 9), reference=d.reference_set(), device=torch.device("cpu"))
-    natural = niqe.NIQE().compute(ctx)
-    noise = niqe.NIQE().compute(EvalContext(dataset=d, fake=torch.rand(4, 1, 28, 28) * 2 - 1, reference=None,
+    natural = NIQE().compute(ctx)
+    noise = NIQE().compute(EvalContext(dataset=d, fake=torch.rand(4, 1, 28, 28) * 2 - 1, reference=None,
                                             device=torch.device("cpu")))  # fmt: skip
     assert 0 < natural < noise
     assert ctx.info["niqe"]["fit_images"] == 12 and ctx.info["niqe"]["size"] == niqe.UPSAMPLED
@@ -64,7 +68,7 @@ def test_fitted_model_scores_its_own_kind_better_than_noise():
 def test_flat_images_have_no_niqe_and_say_why():
     d = Textures()
     ctx = EvalContext(dataset=d, fake=torch.full((2, 1, 28, 28), -1.0), reference=None, device=torch.device("cpu"))
-    assert math.isnan(niqe.NIQE().compute(ctx))
+    assert math.isnan(NIQE().compute(ctx))
     assert "undefined" in ctx.info["unavailable"]["niqe"]
     assert ctx.info["niqe"]["undefined_images"] == 2
 
@@ -73,3 +77,17 @@ def test_small_images_are_upsampled_to_whole_blocks():
     up = niqe.upsample(_textures(1, 1, 3, res=32))
     assert up.shape[-1] == niqe.UPSAMPLED and up.shape[-1] % niqe.BLOCK == 0
     assert 0 <= float(up.min()) and float(up.max()) <= 1
+
+
+def test_niqe_module_does_not_depend_on_the_metrics_package():
+    """Methods (e.g. Dual-NDA's Type II negatives) import bench.niqe; it must not pull in bench.metrics."""
+    tree = ast.parse(Path(niqe.__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.startswith("bench.metrics")], imported
+
+
+def test_niqe_of_scores_each_image_with_a_given_model():
+    model = niqe.pristine_model(Textures())
+    values = niqe.niqe_of(torch.cat([_textures(2, 1, 9), torch.full((1, 1, 28, 28), -1.0)]), model)
+    assert values.shape == (3,) and np.isfinite(values[:2]).all() and math.isnan(values[2])

@@ -10,8 +10,7 @@ label the generator was asked for, as in bench.metrics.continuous.
   high-quality point.
 - `circle_w2`: 2-Wasserstein distance between N(mu_y, sigma^2 I) and the
   Gaussian fitted to the fakes at each centre, averaged over centres; for
-  Gaussians W2^2 is the Fréchet distance, computed by clean-fid's
-  `frechet_distance`. Centres with fewer than 2 fakes have no covariance and
+  Gaussians W2^2 is the Fréchet distance (`bench.metrics.frechet`). Centres with fewer than 2 fakes have no covariance and
   make the score NaN.
 """
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from bench.metrics.base import EvalContext, Metric, unavailable
 from bench.metrics.continuous import centre_groups
+from bench.metrics.frechet import frechet_distance, gaussian, record_offset
 from bench.registry import METRICS
 
 QUALITY_SIGMAS = 4.0
@@ -77,8 +77,6 @@ class CircleW2(CircleMetric):
     direction = "lower"
 
     def score(self, ctx, q):
-        from cleanfid.fid import frechet_distance
-
         sigma2 = ctx.dataset.sigma**2 * np.eye(2)
         distances = []
         for k, c in enumerate(q["centres"]):
@@ -86,6 +84,7 @@ class CircleW2(CircleMetric):
             if len(pts) < 2:
                 return unavailable(ctx, self.name, f"centre {c:g} has {len(pts)} fakes; the Gaussian fit needs 2 or more")
             mu = ctx.dataset.mean(np.array([c]))[0]
-            w2_squared = frechet_distance(mu, sigma2, pts.mean(axis=0), np.cov(pts, rowvar=False))
-            distances.append(np.sqrt(max(float(w2_squared), 0.0)))
+            w2_squared = frechet_distance(mu, sigma2, *gaussian(pts))
+            record_offset(ctx.info, self.name, w2_squared.offset)
+            distances.append(np.sqrt(max(w2_squared.distance, 0.0)))
         return float(np.mean(distances))

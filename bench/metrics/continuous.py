@@ -23,6 +23,7 @@ import numpy as np
 
 from bench.metrics.base import EvalContext, Metric, unavailable
 from bench.metrics.evalnet import EvalNetUnavailable, get_evalnet
+from bench.metrics.frechet import frechet_of_features, record_offset
 from bench.registry import METRICS
 
 MIN_WINDOW = 10
@@ -112,8 +113,6 @@ class SlidingFID(ContinuousMetric):
         return super().applies_to(dataset) and (dataset.resolution or 0) % 4 == 0
 
     def score(self, ctx, net, centres, labels, nearest):
-        from cleanfid.fid import fid_from_feats
-
         radius = sfid_radius(ctx.dataset, centres)
         real_y = ctx.reference.y.double().reshape(len(ctx.reference.x), -1)[:, 0].numpy()
         real = net.encode(ctx.reference.x).double().numpy()
@@ -127,7 +126,9 @@ class SlidingFID(ContinuousMetric):
             elif len(f) < MIN_WINDOW:
                 short_fake.append(float(c))
             else:
-                fids.append(float(fid_from_feats(f, r)))
+                result = frechet_of_features(f, r)
+                record_offset(ctx.info, self.name, result.offset)
+                fids.append(result.distance)
         ctx.info["sfid"] = {"radius": radius, "windows": len(fids), "skipped_few_real": short_real, "min_window": MIN_WINDOW}
         if short_fake:
             return unavailable(ctx, self.name, f"{len(short_fake)} windows have fewer than {MIN_WINDOW} fakes "

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.cache import cache_dir
-from bench.metrics.diskcache import build_once
+from bench.cache import build_once, cache_dir
 
 # Bump a recipe when its architecture or training changes: old caches are then ignored.
 RECIPES = {"classifier": "cnn-v2", "regressor": "cnn-reg-v1", "aux_classifier": "cnn-aux-v1", "autoencoder": "ae-v1"}

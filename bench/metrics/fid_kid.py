@@ -1,8 +1,9 @@
 """FID and KID on Inception features (clean-fid), and the Inception Score.
 
-- `inception_fid`: clean-fid's `frechet_distance` between the Gaussian of
-  the generated features and the cached reference statistics (the same
-  numbers as `cleanfid.fid.fid_from_feats` on the two feature sets).
+- `inception_fid`: the Fréchet distance (`bench.metrics.frechet`, clean-fid's
+  arithmetic) between the Gaussian of the generated features and the cached
+  reference statistics (the same number as `cleanfid.fid.fid_from_feats` on
+  the two feature sets).
 - `inception_kid`: clean-fid's `kernel_distance(real, fake)` (100 subsets of
   up to 1000), with NumPy's global generator seeded 0 for the call and
   restored after, so a cell's KID is reproducible.
@@ -24,6 +25,7 @@ import torch
 from bench.metrics.base import EvalContext, ImageMetric, unavailable
 from bench.metrics.inception import extractor, to_uint8
 from bench.metrics.spaces import fid_to_reference, inception_space
+from bench.metrics.tail_fid import update_per_class
 from bench.registry import METRICS
 
 IS_WEIGHTS_ENV = "GANBENCH_IS_WEIGHTS"
@@ -31,9 +33,20 @@ KID_SEED = 0
 
 
 class InceptionMetric(ImageMetric):
+    """A metric of the Inception space; once it is computed, `evaluator.per_class`
+    (when class-aware metrics made one) gains its Inception column."""
+
     @classmethod
     def prepare(cls, dataset) -> None:
         extractor()
+
+    def compute(self, ctx: EvalContext) -> float:
+        value = self.score(ctx)
+        update_per_class(ctx, create=False)
+        return value
+
+    def score(self, ctx: EvalContext) -> float:
+        raise NotImplementedError
 
 
 @METRICS.register("inception_fid")
@@ -41,8 +54,8 @@ class InceptionFID(InceptionMetric):
     label = "FID"
     direction = "lower"
 
-    def compute(self, ctx):
-        return fid_to_reference(inception_space(ctx))
+    def score(self, ctx):
+        return fid_to_reference(ctx, self.name, inception_space(ctx))
 
 
 def seeded_kid(real: np.ndarray, fake: np.ndarray, seed: int = KID_SEED) -> float:
@@ -61,7 +74,7 @@ class InceptionKID(InceptionMetric):
     label = "KID"
     direction = "lower"
 
-    def compute(self, ctx):
+    def score(self, ctx):
         space = inception_space(ctx)
         return seeded_kid(space["real"], space["fake"])
 
@@ -71,7 +84,7 @@ class InceptionScore(InceptionMetric):
     label = "IS"
     direction = "higher"
 
-    def compute(self, ctx: EvalContext):
+    def score(self, ctx: EvalContext):
         weights = os.environ.get(IS_WEIGHTS_ENV)
         if not weights:
             return unavailable(ctx, self.name, f"the shipped Inception has no logits layer; set ${IS_WEIGHTS_ENV} to "

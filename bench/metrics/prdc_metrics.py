@@ -28,7 +28,7 @@ def _prdc(ctx) -> dict:
 class PRDCMetric(InceptionMetric):
     direction = "higher"
 
-    def compute(self, ctx):
+    def score(self, ctx):
         return float(_prdc(ctx)[self.name])
 
 

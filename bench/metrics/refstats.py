@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from bench.cache import cache_dir
-from bench.metrics.diskcache import build_once
+from bench.cache import build_once
+from bench.metrics.frechet import gaussian
 
 _memo: dict[str, dict[str, np.ndarray]] = {}
 
@@ -46,8 +47,8 @@ def key_path(key: dict):
 def reference_stats(key: dict, compute: Callable[[], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """{"feats", "labels", "mu", "sigma"} for `key`; `compute()` -> (feats, labels) runs on a miss only.
 
-    mu and sigma are computed as clean-fid computes them (np.mean, np.cov
-    with rowvar=False), so FID from the cache equals clean-fid's on the features.
+    mu and sigma are fitted as clean-fid fits them (`frechet.gaussian`), so
+    FID from the cache equals clean-fid's on the features.
     """
     path = key_path(key)
     name = str(path)
@@ -56,7 +57,7 @@ def reference_stats(key: dict, compute: Callable[[], tuple[np.ndarray, np.ndarra
 
     def write(tmp):
         feats, labels = compute()
-        mu, sigma = np.mean(feats, axis=0), np.cov(feats, rowvar=False)
+        mu, sigma = gaussian(feats)
         np.savez(tmp, feats=feats, labels=labels, mu=mu, sigma=sigma, key=json.dumps(key, sort_keys=True))
 
     build_once(path, write)

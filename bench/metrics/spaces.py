@@ -18,6 +18,7 @@ import torch
 
 from bench.metrics.base import EvalContext
 from bench.metrics.evalnet import get_classifier
+from bench.metrics.frechet import frechet_distance, gaussian, record_offset
 from bench.metrics.inception import extractor, inception_features
 from bench.metrics.refstats import cache_key, reference_stats
 
@@ -53,9 +54,10 @@ def classifier_space(ctx: EvalContext) -> dict:
         fake_feats, fake_logits = net.features_and_logits(ctx.fake.float())
         real_feats, _ = net.features_and_logits(ctx.reference.x)
         real = real_feats.double().numpy()
+        real_mu, real_sigma = gaussian(real)
         ctx.memo["classifier"] = {
             "fake": fake_feats.double().numpy(), "real": real, "real_labels": ctx.reference.y.numpy(),
-            "real_mu": real.mean(axis=0), "real_sigma": np.cov(real, rowvar=False), "pred": fake_logits.argmax(1),
+            "real_mu": real_mu, "real_sigma": real_sigma, "pred": fake_logits.argmax(1),
         }  # fmt: skip
         ctx.info["classifier"] = {"accuracy": net.accuracy, "digest": net.digest}
     return ctx.memo["classifier"]
@@ -64,9 +66,8 @@ def classifier_space(ctx: EvalContext) -> dict:
 SPACES = {"inception": inception_space, "classifier": classifier_space}
 
 
-def fid_to_reference(space: dict) -> float:
-    """clean-fid's Fréchet distance from the generated features' Gaussian to the reference statistics."""
-    from cleanfid.fid import frechet_distance
-
-    fake = space["fake"]
-    return float(frechet_distance(np.mean(fake, axis=0), np.cov(fake, rowvar=False), space["real_mu"], space["real_sigma"]))
+def fid_to_reference(ctx: EvalContext, metric: str, space: dict) -> float:
+    """Fréchet distance from the generated features' Gaussian to the reference statistics."""
+    result = frechet_distance(*gaussian(space["fake"]), space["real_mu"], space["real_sigma"])
+    record_offset(ctx.info, metric, result.offset)
+    return result.distance

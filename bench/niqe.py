@@ -1,0 +1,225 @@
+"""NIQE (Mittal et al. 2012) with the natural-scene model fitted on the data set's own real images.
+
+Shared by the `niqe` metric (bench/metrics/niqe.py) and by methods that rank
+their own samples by NIQE (Dual-NDA's Type II negatives), so it lives
+outside bench/metrics/ and imports nothing from there.
+
+Dual-NDA scores continuous-label generators by NIQE with a model fitted on
+the real training images of each data set. NIQE cuts an image into 96x96
+blocks, so images are first upsampled (bicubic) to UPSAMPLED pixels a side.
+Block features are computed here, the same way as pyiqa's NIQE (the MATLAB
+release ported by BasicSR): gray / Y (YIQ) channel at [0, 255] rounded,
+MSCN coefficients with a 7x7 Gaussian (sigma 7/6, replicate padding),
+18 AGGD features per block at two scales (the second after MATLAB's
+antialiased bicubic halving). Fitting follows MATLAB's `estimatemodelparam`:
+per image, the blocks whose sharpness (mean local deviation) exceeds 0.75 of
+the image's sharpest block; then the mean and covariance of their features
+over FIT_IMAGES training images (fixed seed), cached on disk. The score of
+an image is sqrt((mu_p - mu)^T pinv((S_p + S) / 2) (mu_p - mu)) with mu, S
+from its own blocks.
+
+API: `pristine_model(dataset)` -> the cached model of a data set (its
+balanced training split); `fit(images)` -> a model of any [-1, 1] images;
+`niqe_of(images, model)` -> NIQE per [-1, 1] image (NaN where undefined);
+`upsample` + `scores` are the two steps of `niqe_of`.
+tests/test_metrics_niqe.py checks the score equals pyiqa's NIQE given the
+same parameters as a .mat file (pyiqa is the optional extra `niqe`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.cache import build_once, cache_dir
+
+BLOCK = 96
+UPSAMPLED = 192
+SHARPNESS_THRESHOLD = 0.75
+FIT_IMAGES = 2000
+FIT_SEED = 0
+RECIPE = "niqe-v1"
+BATCH = 64
+
+
+def upsample(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] (N, C, r, r) -> [0, 1] (N, C, S, S), S = max(r, UPSAMPLED), bicubic."""
+    size = max(images.shape[-1], UPSAMPLED)
+    x = images.float()
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    return x.clamp(-1, 1).add(1).div(2)
+
+
+def to_gray255(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] (N, 1|3, H, W) -> rounded [0, 255] float64 luminance (YIQ's Y for RGB), as pyiqa does."""
+    if x.shape[1] == 3:
+        yiq = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]]).t().to(x)
+        x = torch.matmul(x.permute(0, 2, 3, 1), yiq).permute(0, 3, 1, 2)[:, [0]]
+    return (x * 255).round().to(torch.float64)
+
+
+def _gaussian_window(size: int = 7, sigma: float = 7.0 / 6) -> torch.Tensor:
+    m = (size - 1) / 2
+    y, x = np.ogrid[-m : m + 1, -m : m + 1]
+    h = np.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
+    h[h < np.finfo(h.dtype).eps * h.max()] = 0
+    h /= h.sum()
+    return torch.from_numpy(h).float().view(1, 1, size, size)  # float32, as MATLAB's port keeps it
+
+
+def mscn(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean-subtracted contrast-normalised coefficients and the local deviation map."""
+    k = _gaussian_window().to(img)
+    pad = (3, 3, 3, 3)
+    mu = F.conv2d(F.pad(img, pad, mode="replicate"), k)
+    second = F.conv2d(F.pad(img**2, pad, mode="replicate"), k)
+    sigma = torch.sqrt((second - mu**2).abs() + torch.finfo(img.dtype).eps)
+    return (img - mu) / (sigma + 1), sigma
+
+
+def aggd(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric generalised Gaussian fit (alpha, beta_left, beta_right) of (n, 1, h, w) blocks."""
+    gam = torch.arange(0.2, 10 + 0.001, 0.001).to(block)
+    r_gam = (2 * torch.lgamma(2.0 / gam) - (torch.lgamma(1.0 / gam) + torch.lgamma(3.0 / gam))).exp()
+    r_gam = r_gam.repeat(block.shape[0], 1)
+    left, right = block < 0, block > 0
+    left_std = torch.sqrt((block * left).pow(2).sum(dim=(-1, -2)) / left.sum(dim=(-1, -2), dtype=torch.float32))
+    right_std = torch.sqrt((block * right).pow(2).sum(dim=(-1, -2)) / right.sum(dim=(-1, -2), dtype=torch.float32))
+    gammahat = left_std / right_std
+    rhat = block.abs().mean(dim=(-1, -2)).pow(2) / block.pow(2).mean(dim=(-1, -2))
+    rhatnorm = (rhat * (gammahat.pow(3) + 1) * (gammahat + 1)) / (gammahat.pow(2) + 1).pow(2)
+    alpha = gam[(r_gam - rhatnorm).abs().argmin(dim=-1)]
+    scale = (torch.lgamma(1 / alpha) - torch.lgamma(3 / alpha)).exp().sqrt()
+    return alpha, left_std.squeeze(-1) * scale, right_std.squeeze(-1) * scale
+
+
+def block_features(block: torch.Tensor) -> torch.Tensor:
+    """The 18 NIQE features of each (n, 1, h, w) block."""
+    alpha, bl, br = aggd(block)
+    feats = [alpha, (bl + br) / 2]
+    for shift in ([0, 1], [1, 0], [1, 1], [1, -1]):
+        alpha, bl, br = aggd(block * torch.roll(block, shift, dims=(2, 3)))
+        mean = (br - bl) * (torch.lgamma(2 / alpha) - torch.lgamma(1 / alpha)).exp()
+        feats.extend((alpha, mean, bl, br))
+    return torch.stack([f.reshape(-1) for f in feats], dim=1)
+
+
+def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(b, 1, H, W) -> (b * nblocks, 1, size, size), whole blocks only."""
+    b = x.shape[0]
+    nh, nw = x.shape[-2] // size, x.shape[-1] // size
+    x = x[..., : nh * size, : nw * size]
+    return x.reshape(b, 1, nh, size, nw, size).permute(0, 2, 4, 1, 3, 5).reshape(b * nh * nw, 1, size, size)
+
+
+def halve(img: torch.Tensor) -> torch.Tensor:
+    """MATLAB imresize(img, 0.5) (bicubic, antialiased), computed in float32 as pyiqa does."""
+    out = img.float()
+    taps = 10  # ceil(4 / 0.5) + 2
+    t = (4.5 - torch.arange(taps, dtype=torch.float32)) * 0.5
+    a = -0.5
+    at = t.abs()
+    w = ((a + 2) * at**3 - (a + 3) * at**2 + 1) * (at <= 1) + (a * at**3 - 5 * a * at**2 + 8 * a * at - 4 * a) * ((at > 1) & (at <= 2))
+    w = w / w.sum()
+    for dim in (-2, -1):
+        n = out.shape[dim]
+        # MATLAB's symmetric padding repeats the edge sample; 4 samples each side.
+        idx = torch.cat([torch.arange(3, -1, -1), torch.arange(n), torch.arange(n - 1, n - 5, -1)])
+        padded = out.index_select(dim, idx)
+        starts = torch.arange(n // 2) * 2  # output i reads padded[2i : 2i + 10]
+        stack = torch.stack([padded.index_select(dim, starts + k) for k in range(taps)], dim=1)
+        shape = [1] * stack.dim()
+        shape[1] = taps
+        out = (stack * w.view(shape)).sum(dim=1)
+    return out.to(img.dtype)
+
+
+def image_features(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b, nblocks, 36) block features of rounded [0, 255] float64 images and (b, nblocks) sharpness."""
+    b = gray.shape[0]
+    nh, nw = gray.shape[-2] // BLOCK, gray.shape[-1] // BLOCK
+    if nh == 0 or nw == 0:
+        raise ValueError(f"NIQE needs images of at least {BLOCK}x{BLOCK} pixels, got {tuple(gray.shape[-2:])}")
+    img = gray[..., : nh * BLOCK, : nw * BLOCK]
+    feats = []
+    sharpness = None
+    for scale in (1, 2):
+        normalised, sigma = mscn(img)
+        feats.append(block_features(_blocks(normalised, BLOCK // scale)).reshape(b, nh * nw, 18))
+        if scale == 1:
+            sharpness = _blocks(sigma, BLOCK).mean(dim=(1, 2, 3)).reshape(b, nh * nw)
+            img = halve(img / 255.0) * 255.0
+    return torch.cat(feats, dim=-1), sharpness
+
+
+def fit(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mu, cov, number of blocks used) of the pristine model, from [-1, 1] images."""
+    rows = []
+    for i in range(0, len(images), BATCH):
+        feats, sharp = image_features(to_gray255(upsample(images[i : i + BATCH])))
+        keep = sharp > SHARPNESS_THRESHOLD * sharp.max(dim=1, keepdim=True).values
+        rows.append(feats[keep])
+    x = torch.cat(rows).numpy()
+    complete = x[~np.isnan(x).any(axis=1)]
+    if len(complete) < 2:
+        raise ValueError("too few textured blocks in the real images to fit NIQE's model")
+    # MATLAB's nanmean (per feature) and nancov (rows without NaN), as estimatemodelparam.
+    return np.nanmean(x, axis=0), np.cov(complete, rowvar=False), len(complete)
+
+
+def scores(images01: torch.Tensor, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """NIQE of each [0, 1] image (already at a size of whole 96-px blocks)."""
+    mu_p, cov_p = torch.from_numpy(mu).double(), torch.from_numpy(cov).double()
+    out = []
+    for i in range(0, len(images01), BATCH):
+        feats, _ = image_features(to_gray255(images01[i : i + BATCH]))
+        for f in feats:
+            m = torch.nanmean(f, dim=0)  # per feature, as pyiqa's nanmean
+            f = f[~torch.isnan(f).any(dim=1)]  # whole rows, as its nancov
+            if len(f) == 0:  # no textured block (a flat image): NIQE is undefined
+                out.append(float("nan"))
+                continue
+            c = torch.cov(f.t(), correction=1 if len(f) > 1 else 0)
+            inv = torch.linalg.pinv((cov_p + c) / 2)
+            d = (mu_p - m).unsqueeze(0)
+            out.append(math.sqrt(float(d @ inv @ d.t())))
+    return np.asarray(out)
+
+
+_models: dict[str, dict] = {}
+
+
+def pristine_model(dataset) -> dict:
+    """{"mu", "cov", "blocks", "images", "digest"}: fitted once per data set and cached on disk."""
+    key = {"dataset": dataset.name, "recipe": RECIPE, "images": FIT_IMAGES, "seed": FIT_SEED, "size": UPSAMPLED}
+    tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    if tag in _models:
+        return _models[tag]
+    folder = cache_dir("niqe")
+    path = folder / f"{dataset.name}-{tag}.npz"
+
+    def write(tmp):
+        train = dataset.train_set(imbalance=1, seed=FIT_SEED)
+        n = min(FIT_IMAGES, len(train.x))
+        idx = torch.from_numpy(np.sort(np.random.default_rng(FIT_SEED).permutation(len(train.x))[:n]))
+        mu, cov, blocks = fit(train.x[idx])
+        np.savez(tmp, mu=mu, cov=cov, blocks=blocks, images=n)
+
+    build_once(path, write)
+    with np.load(path) as f:
+        model = {k: f[k] for k in ("mu", "cov")}
+        model.update(blocks=int(f["blocks"]), images=int(f["images"]))
+    model["digest"] = hashlib.sha256(model["mu"].tobytes() + model["cov"].tobytes()).hexdigest()[:12]
+    _models[tag] = model
+    return model
+
+
+def niqe_of(images: torch.Tensor, model: dict) -> np.ndarray:
+    """NIQE of each [-1, 1] image under `model` ({"mu", "cov"}); NaN where no block is textured."""
+    return scores(upsample(images), model["mu"], model["cov"])
