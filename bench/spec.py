@@ -8,7 +8,7 @@ A sweep is one YAML file::
     include: [{method: x, dataset: y, imbalance: 1, seed: 0}]   # extra cells
     exclude: [{method: wgan-gp, imbalance: 100}]                # partial match
     defaults: {budget: {...}, optimizer: {...}, arch: {...}, metrics: [...],
-               eval_seed: 0, log_every: 100, checkpoint_every: 500}
+               eval_seed: 0, eval_repeats: 1, log_every: 100, checkpoint_every: 500}
     overrides:
       dataset: {digits: {budget: {steps: 800}}}
       method: {wgan-gp: {hp: {gp_weight: 5}, optimizer: {lr_d: 2e-4}}}
@@ -18,8 +18,11 @@ Precedence, lowest first: the method's paper defaults and the harness
 defaults for the dataset's kind, then `defaults`, then `overrides.dataset`,
 then `overrides.method`. Every error is one line naming the file and the key.
 
-A cell is plain data: {"id", "sweep", "config", "runtime"}. Only `config`
-(the fully resolved settings that change results) enters the id.
+A cell is plain data: {"id", "training_id", "sweep", "config", "runtime"}.
+Only `config` (the fully resolved settings that change results) enters the
+id; the training id hashes `config` without the evaluation keys
+(`training_config`), so cells that differ only in how they are scored share
+one training run.
 """
 
 from __future__ import annotations
@@ -47,12 +50,15 @@ DEFAULT_BUDGET = {"steps": 2000, "batch_size": 128, "eval_samples": 2000}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets")
-SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "log_every", "checkpoint_every")
+SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "eval_repeats", "log_every", "checkpoint_every")
 METHOD_SETTING_KEYS = SETTING_KEYS + ("hp",)
 EXECUTOR_KEYS = ("name", "workers", "cells_per_job", "profile")
 DATASET_SETTING_KEYS = SETTING_KEYS + ("options",)  # `options`: the dataset's declared options (Dataset.options)
 BUDGET_PROFILE_KEYS = ("defaults", "overrides")
 RUNTIME_KEYS = ("log_every", "checkpoint_every")
+# How a trained generator is scored, not how it is trained: left out of the training id.
+EVAL_KEYS = ("metrics", "eval_seed", "eval_repeats")
+EVAL_BUDGET_KEYS = ("eval_samples",)
 
 
 @dataclass
@@ -70,6 +76,18 @@ def cell_id(config: dict) -> str:
     """Short stable hash of the canonical JSON of a resolved config."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def training_config(config: dict) -> dict:
+    """The config without its evaluation keys: what a training run depends on."""
+    out = {k: v for k, v in config.items() if k not in EVAL_KEYS}
+    out["budget"] = {k: v for k, v in config["budget"].items() if k not in EVAL_BUDGET_KEYS}
+    return out
+
+
+def training_id(config: dict) -> str:
+    """The id of a cell's training run: equal for cells that differ only in evaluation keys."""
+    return cell_id(training_config(config))
 
 
 class _Checker:
@@ -182,7 +200,8 @@ def load_sweep(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str 
         runtime = {k: config.pop(k) for k in RUNTIME_KEYS}
         runtime["dataset_paths"] = config.pop("dataset_paths")
         runtime["plugin_dirs"] = plugin_dirs
-        cells.append({"id": cell_id(config), "sweep": name, "config": config, "runtime": runtime})
+        cells.append({"id": cell_id(config), "training_id": training_id(config), "sweep": name, "config": config,
+                      "runtime": runtime})  # fmt: skip
     return Sweep(
         name=name,
         path=path,
@@ -308,6 +327,8 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
     for k in ("eval_seed",):
         if k in block:
             check.integer(block[k], f"{key}.{k}", 0)
+    if "eval_repeats" in block:  # evaluations with eval seeds eval_seed, eval_seed + 1, ...
+        check.integer(block["eval_repeats"], f"{key}.eval_repeats", 1)
     for k in RUNTIME_KEYS:
         if k in block:
             check.integer(block[k], f"{key}.{k}", 1)
@@ -350,6 +371,8 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
             check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {k!r} (it has: {known})")
     for k, problem in method.hp_problems(config["hp"]):
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
+    if config.get("eval_repeats", 1) == 1:
+        config.pop("eval_repeats", None)  # the default stays out of the config: ids from before it existed hold
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     for name in config["metrics"]:
         metric = METRICS.get(name)
