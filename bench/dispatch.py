@@ -8,7 +8,9 @@ Executors:
 Each job runs a batch of cells (bench.runner.run_cells): importing torch
 costs seconds per process, more than a small cell, so cells are dealt
 round-robin into about three jobs per worker, and a new job starts as soon
-as one ends. Progress is read from the store, so it counts cells, not jobs.
+as one ends. Each worker keeps its torch, OpenMP and BLAS pools to its share
+of the cores (bench.threads). Progress is read from the store, so it counts
+cells, not jobs.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ import submitit
 
 from bench.runner import run_cells
 from bench.store import Store
+from bench.threads import share, worker_env
 
 JOBS_PER_WORKER = 3
 POLL_S = 0.5
+# Statuses shown only when some cell has them: trained (its evaluation raised),
+# queued and preempted (SLURM).
+OCCASIONAL = ("trained", "queued", "preempted")
 
 
 def deal(cells: list[dict], n_jobs: int) -> list[list[dict]]:
@@ -65,7 +71,7 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
         return []
     if executor_name == "debug":
         workers = 1
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = share(workers)
     cells = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in cells]
     n_jobs = math.ceil(len(cells) / cells_per_job) if cells_per_job else workers * JOBS_PER_WORKER
     batches = deal(cells, n_jobs)
@@ -85,7 +91,8 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
                     busy = list(gpu_of.values())
                     gpu = min(gpus, key=busy.count)  # a free one, or the least shared if workers > GPUs
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
-                job = executor.submit(run_cells, batch)
+                with worker_env(threads):  # the worker's BLAS and OpenMP read these as they load
+                    job = executor.submit(run_cells, batch)
                 if gpus:
                     gpu_of[job.job_id] = gpu
                 running.append((job, batch))
@@ -119,7 +126,8 @@ def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> None:
 
 
 class Progress:
-    """Cells done / diverged / failed / running / pending, from the store."""
+    """Cells done / diverged / failed / running / pending (and trained, queued,
+    preempted when there are any), from the store."""
 
     def __init__(self, store: Store, ids: list[str], statuses=None):
         self.store, self.ids = store, ids
@@ -134,7 +142,7 @@ class Progress:
             self.live.start()
 
     def counts(self) -> dict[str, int]:
-        counts = {"done": 0, "diverged": 0, "failed": 0, "running": 0, "pending": 0, "queued": 0, "preempted": 0}
+        counts = dict.fromkeys(("done", "diverged", "failed", "running", "pending", *OCCASIONAL), 0)
         statuses = self.statuses() if self.statuses else {i: self.store.status(i) for i in self.ids}
         for cell_id in self.ids:
             counts[statuses[cell_id]] += 1
@@ -142,12 +150,12 @@ class Progress:
 
     def update(self) -> None:
         c = self.counts()
-        finished = c["done"] + c["diverged"] + c["failed"]
+        finished = c["done"] + c["diverged"] + c["failed"] + c["trained"]
         line = (
             f"[{finished}/{len(self.ids)}] done {c['done']}  diverged {c['diverged']}  "
             f"failed {c['failed']}  running {c['running']}  pending {c['pending']}"
         )
-        line += "".join(f"  {k} {c[k]}" for k in ("queued", "preempted") if c[k])  # SLURM cells
+        line += "".join(f"  {k} {c[k]}" for k in OCCASIONAL if c[k])
         # A live line redraws on any change; a log file gets a line per finished cell.
         key = line if self.live is not None else finished
         if key == self.last:

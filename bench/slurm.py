@@ -32,6 +32,7 @@ import yaml
 from bench.errors import UserError
 from bench.registry import REPO_ROOT
 from bench.store import Store, write_json
+from bench.threads import thread_env
 
 JOB_FILE = "slurm.json"
 PREEMPTED_FILE = "preempted.json"
@@ -162,8 +163,9 @@ def make_executor(profile: dict, folder: Path, job_name: str):
     if profile.get("mem_gb"):
         gb = profile["mem_gb"]
         params["mem"] = f"{int(gb)}GB" if float(gb).is_integer() else f"{int(gb * 1024)}MB"
-    if profile.get("setup"):
-        params["setup"] = list(profile["setup"])
+    # The task's OpenMP and BLAS pools keep to its cpus_per_task (bench.threads); the profile's lines may change that.
+    params["setup"] = [f"export {k}={v}" for k, v in thread_env(profile["cpus_per_task"]).items()]
+    params["setup"] += list(profile.get("setup", []))
     executor.update_parameters(**params)
     return executor
 
