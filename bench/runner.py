@@ -162,7 +162,7 @@ def train_stage(cell: dict, store: Store) -> tuple[dict, bool]:
     """The training record of the cell's training run, training it (or resuming
     it) unless it has ended; `reused` says it was not trained by this call."""
     config = training_config(cell["config"])
-    folder = store.train_dir(cell["training_id"])
+    folder = store.training_dir(cell["training_id"])
     with store.claim_training(cell["training_id"]):
         existing = store.training(cell["training_id"])
         if existing is not None and not _retry_training(existing, folder, cell["runtime"]):
@@ -239,7 +239,7 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool) -> di
         dataset = dataset_for(cell)
         device = cell_device()
         method = METHODS.get(config["method"])(training_config(config), dataset.info(), device)
-        state = load_generator(store.train_dir(cell["training_id"]) / GENERATOR)["method"]
+        state = load_generator(store.training_dir(cell["training_id"]) / GENERATOR)["method"]
         reference = dataset.reference_set()
         for repeat in range(config.get("eval_repeats", 1)):
             eval_seed = config["eval_seed"] + repeat

@@ -93,7 +93,7 @@ class Store:
     def cell_dir(self, cell_id: str) -> Path:
         return self.runs_dir / cell_id
 
-    def train_dir(self, training_id: str) -> Path:
+    def training_dir(self, training_id: str) -> Path:
         return self.runs_dir / TRAIN_DIR / training_id
 
     # -- what is there ------------------------------------------------------
@@ -103,7 +103,7 @@ class Store:
 
     def training(self, training_id: str) -> dict | None:
         """The training record (train.json) of a finished training run, or None."""
-        return _read_json(self.train_dir(training_id) / "train.json")
+        return _read_json(self.training_dir(training_id) / "train.json")
 
     def is_trained(self, training_id: str) -> bool:
         record = self.training(training_id)
@@ -143,7 +143,7 @@ class Store:
     def claim_training(self, training_id: str) -> Iterator[None]:
         """Hold a training run's lock, waiting for another process that holds it:
         two cells that share a training run never train it twice."""
-        with _flock(self.train_dir(training_id) / "lock", wait=True):
+        with _flock(self.training_dir(training_id) / "lock", wait=True):
             yield
 
     # -- everything ---------------------------------------------------------
