@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.errors import UserError
+from bench.errors import UserError, is_machine_fault, os_error_line
 
 DEFAULT_RESULTS = "results"
 
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the results folder: a file in its way, no permission, a full disk
+        print(f"ganbench: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1 if is_machine_fault(exc) else 2
     except KeyboardInterrupt:
         print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -96,8 +99,11 @@ def _load(args):
     from bench.spec import load_sweep
     from bench.store import Store
 
+    results = Path(args.results)
+    if results.exists() and not results.is_dir():
+        raise UserError(f"--results {args.results}: is a file, not a folder; give a folder (it is made if missing)")
     sweep = load_sweep(args.sweep, extra_plugin_dirs=[str(Path(p).resolve()) for p in args.plugins], budget=args.budget)
-    return sweep, Store(args.results, sweep.name)
+    return sweep, Store(results, sweep.name)
 
 
 def cmd_list(args) -> None:
@@ -162,7 +168,8 @@ def _run(args, evaluate_only: bool) -> int:
     workers = 1 if executor == "debug" else args.workers or sweep.executor["workers"]
     cells_per_job = args.cells_per_job or sweep.executor["cells_per_job"]
     # `trained`: the training ended, the evaluation raised; scoring it again costs no training.
-    todo_status = ("pending", "trained", "failed") if args.retry_failed else ("pending", "trained")
+    # `corrupt`: a file of the cell cannot be read; the runner moves it aside and redoes what it held.
+    todo_status = ("pending", "trained", "corrupt") + (("failed",) if args.retry_failed else ())
     statuses = cell_statuses(store, sweep.cells)  # a cell queued on SLURM is not pending
     todo = [c for c in sweep.cells if statuses[c["id"]] in todo_status]
     scoring_only = sum(store.is_trained(c["training_id"]) for c in todo)
@@ -174,6 +181,8 @@ def _run(args, evaluate_only: bool) -> int:
     for cell in todo:
         cell["runtime"].update(results_root=str(store.root), retry_failed=args.retry_failed, started_at=started,
                                evaluate_only=evaluate_only)  # fmt: skip
+    if todo:
+        store.check_writable()  # a results folder we cannot write to is one line here, before anything runs
     store.redo([c["id"] for c in todo])  # a result being redone counts as pending/running until its new one
     busy = sum(s in ("running", "queued", "preempted") for s in statuses.values())
     workers_or_profile = f"profile {profile['name']}" if profile else f"{workers} workers"
@@ -264,7 +273,10 @@ def cmd_status(args) -> None:
             line = f"{cell['id']}  {c['method']:14s} {c['dataset']:12s} rho={c['imbalance']:<6g} seed={c['seed']:<3d} {statuses[cell['id']]}"
             if states[cell["id"]][1]:
                 line += f"  [{states[cell['id']][1]}]"
-            result = store.result(cell["id"]) if statuses[cell["id"]] not in ("pending", "running") else None
+            status = statuses[cell["id"]]
+            if status == "corrupt":
+                line += f"  ({store.damage(cell['id'])}; the next sweep moves it aside and reruns the cell)"
+            result = store.result(cell["id"]) if status != "corrupt" else None
             if result:
                 line += _where_and_how_long(result, per_metric=args.timings)
             if result and result.get("error"):

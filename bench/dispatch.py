@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import submitit
 
+from bench.errors import MACHINE_ERRNOS
 from bench.runner import run_cells
 from bench.store import Store
 from bench.threads import share, worker_env
@@ -30,8 +32,8 @@ from bench.threads import share, worker_env
 JOBS_PER_WORKER = 3
 POLL_S = 0.5
 # Statuses shown only when some cell has them: trained (its evaluation raised),
-# queued and preempted (SLURM).
-OCCASIONAL = ("trained", "queued", "preempted")
+# corrupt (a file cannot be read), queued and preempted (SLURM).
+OCCASIONAL = ("trained", "corrupt", "queued", "preempted")
 
 
 def deal(cells: list[dict], n_jobs: int) -> list[list[dict]]:
@@ -97,12 +99,14 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
                     gpu_of[job.job_id] = gpu
                 running.append((job, batch))
                 if executor_name == "debug":
-                    _collect(running.pop(), errors)
+                    if _collect(running.pop(), errors):
+                        queue.clear()  # a full disk: no new cells start; they stay pending
                     progress.update()
             for item in [r for r in running if r[0].done()]:
                 running.remove(item)
                 gpu_of.pop(item[0].job_id, None)
-                _collect(item, errors)
+                if _collect(item, errors):
+                    queue.clear()
             progress.update()
             if running:
                 time.sleep(POLL_S)
@@ -115,14 +119,26 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
     return errors
 
 
-def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> None:
+def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> bool:
+    """Note a job that crashed outside a cell's own try (a refused cell folder, a
+    full disk) as one line; returns True when it was the machine's fault."""
     job, batch = item
     try:
         job.result()
-    except Exception as exc:  # a crash outside a cell's own try (e.g. a refused cell folder)
-        message = str(exc).strip().splitlines()
-        last = next((line for line in reversed(message) if line.strip()), repr(exc))
-        errors.append(f"job {job.job_id} ({len(batch)} cells): {last.strip()}")
+    except Exception as exc:
+        line = _exception_line(str(exc)) or repr(exc)
+        errors.append(f"job {job.job_id} ({len(batch)} cells): {line}")
+        errno = re.search(r"\[Errno (\d+)\]", line)
+        return errno is not None and int(errno.group(1)) in MACHINE_ERRNOS
+    return False
+
+
+def _exception_line(message: str) -> str | None:
+    """'OSError: [Errno 28] ...' from an exception's text, or from the traceback
+    submitit wraps a worker's exception in (its last lines name log files)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt|Refused|Mismatch)\b", line)]
+    return named[-1] if named else (lines[-1] if lines else None)
 
 
 class Progress:

@@ -34,12 +34,13 @@ import submitit
 import torch
 
 from bench.data import dataset_for
+from bench.errors import is_machine_fault
 from bench.metrics.base import EvalContext
 from bench.registry import METHODS, METRICS, REPO_ROOT, load_plugins
 from bench.spec import training_config
-from bench.store import TRAINED, Store, atomic_write, write_json
+from bench.store import TRAINED, Damaged, Store, atomic_path, atomic_write, set_aside, write_json
 from bench.threads import limit_threads
-from bench.train import STOP, ConfigMismatch, Diverged, Interrupted, seed_everything, train
+from bench.train import STOP, ConfigMismatch, Diverged, Interrupted, load_tensors, seed_everything, train
 
 GENERATOR = "generator.pt"
 
@@ -121,6 +122,7 @@ def run_cell(cell: dict) -> str:
     with store.claim(cell["id"]) as claimed:
         if not claimed:
             return "running elsewhere"
+        moved = store.repair(cell["id"])  # an unreadable result.json / cell.json goes aside, the cell runs again
         existing = store.result(cell["id"])
         if existing is not None and not _redo(existing["status"], runtime):
             return existing["status"]
@@ -131,7 +133,7 @@ def run_cell(cell: dict) -> str:
             raise CellRefused(f"{folder} holds a different config than cell {cell['id']}; move that folder away to rerun")
         write_json(cell_json, cell)
         try:
-            training, reused = train_stage(cell, store)
+            training, reused, generator = train_stage(cell, store)
         except Interrupted as exc:  # preempted: the checkpoint is written, the job is about to be requeued
             job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID", ""))
             task = os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -139,11 +141,12 @@ def run_cell(cell: dict) -> str:
                                                    "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # fmt: skip
             raise
         if training["status"] == TRAINED:
-            record = evaluate_stage(cell, store, training, reused)
+            record = evaluate_stage(cell, store, training, reused, generator)
         else:
             record = {**_result_base(cell, training, reused), "status": training["status"], "error": training["error"]}
             if "diverged_at_step" in training:
                 record["diverged_at_step"] = training["diverged_at_step"]
+        record["set_aside"] = moved
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(folder / "result.json", record)
         return record["status"]
@@ -158,20 +161,36 @@ def _redo(status: str, runtime: dict) -> bool:
 # -- stage 1: training ----------------------------------------------------------------
 
 
-def train_stage(cell: dict, store: Store) -> tuple[dict, bool]:
-    """The training record of the cell's training run, training it (or resuming
-    it) unless it has ended; `reused` says it was not trained by this call."""
+def train_stage(cell: dict, store: Store) -> tuple[dict, bool, dict | None]:
+    """(training record, reused, generator state): the cell's training run,
+    trained (or resumed) unless it has ended; `reused` says this call did not
+    train it; the state of generator.pt when it is trained.
+
+    An unreadable train.json or generator.pt is moved aside and the stage
+    runs again: it resumes from the final checkpoint and writes them anew.
+    """
     config = training_config(cell["config"])
     folder = store.training_dir(cell["training_id"])
     with store.claim_training(cell["training_id"]):
-        existing = store.training(cell["training_id"])
+        moved: list[dict] = []
+        try:
+            existing = store.training(cell["training_id"])
+        except Damaged as exc:
+            existing = None
+            moved.append(set_aside(exc.path, exc.reason))
         if existing is not None and not _retry_training(existing, folder, cell["runtime"]):
             if existing["config"] != config:
                 raise CellRefused(f"{folder} holds a training run of another config; move that folder away to rerun")
-            return existing, True
-        record = _train(cell, config, folder)
+            if existing["status"] != TRAINED:
+                return existing, True, None
+            try:
+                return existing, True, load_generator(folder / GENERATOR)
+            except Damaged as exc:
+                moved.append(set_aside(exc.path, exc.reason))
+                moved.append(set_aside(folder / "train.json", f"its {GENERATOR} could not be read"))
+        record = _train(cell, config, folder, moved)
         write_json(folder / "train.json", record)
-        return record, False
+        return record, False, load_generator(folder / GENERATOR) if record["status"] == TRAINED else None
 
 
 def _retry_training(existing: dict, folder: Path, runtime: dict) -> bool:
@@ -182,7 +201,7 @@ def _retry_training(existing: dict, folder: Path, runtime: dict) -> bool:
     return (folder / "train.json").stat().st_mtime < runtime.get("started_at", float("inf"))
 
 
-def _train(cell: dict, config: dict, folder: Path) -> dict:
+def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
     record: dict = {"training_id": cell["training_id"], "sweep": cell["sweep"], "config": config}
     record["environment"] = environment()
     t0, earlier_s = time.perf_counter(), 0.0
@@ -199,14 +218,17 @@ def _train(cell: dict, config: dict, folder: Path) -> dict:
             outcome = train(method, data, config, cell["runtime"], folder)
         earlier_s = outcome.earlier_s
         save_generator(method, cell["training_id"], config, folder / GENERATOR)
-        record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step}
+        record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step,
+                           "resumed_from": outcome.resumed_from, "set_aside": moved + outcome.set_aside}  # fmt: skip
         record["method_info"] = method.record()
         record["status"] = TRAINED
     except Diverged as exc:
         record.update(status="diverged", diverged_at_step=exc.step, error=str(exc))
     except (ConfigMismatch, Interrupted):
         raise
-    except Exception:
+    except Exception as exc:
+        if is_machine_fault(exc):
+            raise  # a full disk is no result of the cell: nothing is recorded, the next run redoes it
         record.update(status="failed", error=traceback.format_exc())
     record["timings"] = {"train_s": earlier_s + time.perf_counter() - t0}
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -221,13 +243,14 @@ def save_generator(method, training_id: str, config: dict, path: Path) -> None:
 
 
 def load_generator(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """generator.pt's `Method.sampling_state`, as CPU tensors; raises Damaged."""
+    return load_tensors(path, ("method",))["method"]
 
 
 # -- stage 2: evaluation --------------------------------------------------------------
 
 
-def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool) -> dict:
+def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool, state: dict) -> dict:
     """Score the saved generator: `eval_repeats` evaluations with eval seeds
     eval_seed, eval_seed + 1, ...; metrics are their means. An evaluation that
     raises leaves the cell `trained`, with the error."""
@@ -239,7 +262,6 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool) -> di
         dataset = dataset_for(cell)
         device = cell_device()
         method = METHODS.get(config["method"])(training_config(config), dataset.info(), device)
-        state = load_generator(store.training_dir(cell["training_id"]) / GENERATOR)["method"]
         reference = dataset.reference_set()
         for repeat in range(config.get("eval_repeats", 1)):
             eval_seed = config["eval_seed"] + repeat
@@ -267,7 +289,9 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool) -> di
         record["status"] = "done"
     except Interrupted:
         raise
-    except Exception:
+    except Exception as exc:
+        if is_machine_fault(exc):
+            raise
         record.update(status=TRAINED, error=traceback.format_exc())
     return record
 
@@ -296,10 +320,7 @@ def cell_device() -> torch.device:
 
 def save_sample_picture(fake: torch.Tensor, dataset, path: Path) -> None:
     """A grid of images, or a scatter of points over the mode centres."""
-    import tempfile
-
-    tmp = Path(tempfile.mkstemp(dir=path.parent, suffix=".png")[1])
-    try:
+    with atomic_path(path) as tmp:
         if dataset.kind == "images":
             from torchvision.utils import save_image
 
@@ -320,9 +341,6 @@ def save_sample_picture(fake: torch.Tensor, dataset, path: Path) -> None:
             ax.legend(loc="upper right", fontsize=7)
             fig.savefig(tmp, dpi=80)
             plt.close(fig)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=1)

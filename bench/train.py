@@ -4,6 +4,10 @@ It owns what every method needs and none should rewrite: seeding from the
 cell, batch sampling, the device, the loss log, periodic checkpoints,
 resuming from the latest checkpoint, and divergence detection. A method
 only implements `train_step` (see bench.method).
+
+A new checkpoint keeps the one before it (checkpoint.prev.pt): a checkpoint
+that cannot be read is moved aside and training resumes from the previous
+one, or from scratch, and the outcome says which.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import random
 import threading
 import time
@@ -22,7 +27,7 @@ import torch
 
 from bench.data import Split
 from bench.method import Method
-from bench.store import atomic_write
+from bench.store import Damaged, atomic_write, set_aside
 
 
 class Diverged(Exception):
@@ -49,7 +54,7 @@ class Interrupted(Exception):
 STOP = threading.Event()
 
 
-CHECKPOINT, LOSSES = "checkpoint.pt", "losses.csv"
+CHECKPOINT, PREVIOUS, LOSSES = "checkpoint.pt", "checkpoint.prev.pt", "losses.csv"
 
 
 @dataclass
@@ -57,6 +62,8 @@ class TrainOutcome:
     steps: int
     resumed_from_step: int
     earlier_s: float  # training seconds spent before the checkpoint it resumed from
+    resumed_from: str  # "checkpoint.pt", "checkpoint.prev.pt" (the latest could not be read) or "scratch"
+    set_aside: list[dict]  # unreadable checkpoints moved aside (bench.store.set_aside)
 
 
 def seed_everything(seed: int) -> None:
@@ -98,10 +105,44 @@ def _cpu_bytes(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(device="cpu", dtype=torch.uint8)
 
 
+def load_tensors(path: Path, required: tuple[str, ...]) -> dict:
+    """A torch file as CPU tensors, whichever device wrote it, loaded with
+    weights_only=True; raises Damaged if it cannot be read or lacks a key.
+    (The method moves tensors to its own device as it loads them.)"""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # the machine (a disk), not the file
+    except Exception as exc:  # a cut or overwritten file: torch raises RuntimeError, UnpicklingError, EOFError...
+        raise Damaged(path, f"cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise Damaged(path, f"has no {', '.join(missing)}")
+    return state
+
+
 def load_checkpoint(path: Path) -> dict:
-    """A checkpoint as CPU tensors, whichever device wrote it; the method moves
-    them to its own device as it loads them (`Method.load_state_dict`)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_tensors(path, ("config", "step", "method", "rng", "log"))
+
+
+def resume_point(folder: Path, config: dict) -> tuple[dict | None, str, list[dict]]:
+    """(checkpoint state or None, where it came from, files set aside): the latest
+    readable checkpoint; one that cannot be read is moved aside and the one
+    before it (checkpoint.prev.pt) is tried, then a start from scratch."""
+    moved = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            state = load_checkpoint(path)
+        except Damaged as exc:
+            moved.append(set_aside(path, exc.reason))
+            continue
+        if state["config"] != config:
+            raise ConfigMismatch(f"{path} was written for a different config; move the folder {folder} away to start over")
+        return state, name, moved
+    return None, "scratch", moved
 
 
 def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path) -> TrainOutcome:
@@ -125,12 +166,8 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
 
     start, earlier_s = 0, 0.0
     rows: list[dict] = []
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state["config"] != config:
-            raise ConfigMismatch(
-                f"{ckpt_path} was written for a different config; move the folder {folder} away to start over"
-            )
+    state, resumed_from, moved = resume_point(folder, config)
+    if state is not None:
         method.load_state_dict(state["method"])
         set_rng_state(state["rng"], batch_gen)
         start, earlier_s = state["step"], state.get("train_s", 0.0)
@@ -143,6 +180,8 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
         buffer = io.BytesIO()
         torch.save({"config": config, "step": step, "method": method.state_dict(), "rng": rng_state(batch_gen),
                     "log": rows, "train_s": earlier_s + time.perf_counter() - began}, buffer)  # fmt: skip
+        if ckpt_path.exists():  # kept: if the new one is ever unreadable, training resumes from this one
+            os.replace(ckpt_path, folder / PREVIOUS)
         atomic_write(ckpt_path, buffer.getvalue())
         _write_log(log_path, rows)
 
@@ -158,7 +197,8 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
             rows.append({"step": step, **logs})
         if step % ckpt_every == 0 or step == steps:
             checkpoint(step)
-    return TrainOutcome(steps=steps, resumed_from_step=start, earlier_s=earlier_s)
+    return TrainOutcome(steps=steps, resumed_from_step=start, earlier_s=earlier_s, resumed_from=resumed_from,
+                        set_aside=moved)  # fmt: skip
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
