@@ -1,13 +1,14 @@
-"""The `ganbench` command line: list, plan, sweep, status, report."""
+"""The `ganbench` command line: list, plan, sweep, evaluate, status, cancel, report, evalnets."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
-from bench.errors import UserError
+from bench.errors import UserError, is_machine_fault, os_error_line
 
 DEFAULT_RESULTS = "results"
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the results folder: a file in its way, no permission, a full disk
+        print(f"ganbench: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1 if is_machine_fault(exc) else 2
     except KeyboardInterrupt:
         print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -50,20 +54,29 @@ def _parser() -> argparse.ArgumentParser:
 
     command("plan", cmd_plan, "Show the cells a sweep expands to (ids, count) without running anything.")
 
+    def running(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--executor", choices=["debug", "local", "slurm"], help="where cells run (default: the sweep's executor)")
+        p.add_argument("--profile", metavar="NAME", help="SLURM cluster profile slurm/NAME.yaml (default: the sweep's executor.profile)")
+        p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="override one profile field, e.g. --set time_min=120 --set sbatch.constraint=a100 (repeatable)")  # fmt: skip
+        p.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit and return instead of following the jobs")
+        p.add_argument("--workers", type=_setting("executor.workers"), help="cells running at once with --executor local")
+        p.add_argument("--cells-per-job", type=_setting("executor.cells_per_job"),
+                       help="cells per worker process (default: spread over 3 jobs per worker)")  # fmt: skip
+        p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
     p = command("sweep", cmd_sweep, "Run every cell of a sweep that has no result yet, then write the report.")
-    p.add_argument("--executor", choices=["debug", "local", "slurm"], help="where cells run (default: the sweep's executor)")
-    p.add_argument("--profile", metavar="NAME", help="SLURM cluster profile slurm/NAME.yaml (default: the sweep's executor.profile)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override one profile field, e.g. --set time_min=120 --set sbatch.constraint=a100 (repeatable)")  # fmt: skip
-    p.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit and return instead of following the jobs")
-    p.add_argument("--workers", type=_setting("executor.workers"), help="cells running at once with --executor local")
-    p.add_argument("--cells-per-job", type=_setting("executor.cells_per_job"),
-                   help="cells per worker process (default: spread over 3 jobs per worker)")  # fmt: skip
+    running(p)
     p.add_argument("--retry-failed", action="store_true", help="also rerun cells whose result is 'failed'")
-    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    p = command("evaluate", cmd_evaluate, "Score the cells whose training run has ended and that have no result yet "
+                "(e.g. after adding a metric, or after an evaluation raised), training nothing.")  # fmt: skip
+    running(p)
+    p.set_defaults(retry_failed=False)
 
     p = command("status", cmd_status, "Count cells done / diverged / failed / running / pending (and queued / preempted on SLURM).")
-    p.add_argument("--cells", action="store_true", help="list every cell with its status")
+    p.add_argument("--cells", action="store_true", help="list every cell with its status, device and stage timings")
+    p.add_argument("--timings", action="store_true", help="like --cells, with the seconds of each metric too")
 
     command("cancel", cmd_cancel, "Cancel the SLURM jobs of the sweep's queued, running and preempted cells.")
 
@@ -107,9 +120,12 @@ def _load(args):
     from bench.spec import load_sweep
     from bench.store import Store
 
+    results = Path(args.results)
+    if results.exists() and not results.is_dir():
+        raise UserError(f"--results {args.results}: is a file, not a folder; give a folder (it is made if missing)")
     plugin_dirs = [str(Path(p).resolve()) for p in args.plugins]
     sweep = load_sweep(args.sweep, extra_plugin_dirs=plugin_dirs, budget=args.budget, max_cells=args.max_cells)
-    return sweep, Store(args.results, sweep.name)
+    return sweep, Store(results, sweep.name)
 
 
 def cmd_list(args) -> None:
@@ -143,11 +159,26 @@ def cmd_plan(args) -> None:
     for cell in sweep.cells:
         c = cell["config"]
         print(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
-              f"{c['budget']['steps']:>6d}  {statuses[cell['id']]}")  # fmt: skip
+              f"{c['budget']['steps']:>6d}  {_plan_status(store, cell, statuses[cell['id']])}")  # fmt: skip
     print(f"{len(sweep.cells)} cells in sweep {sweep.name!r}")
 
 
+def _plan_status(store, cell: dict, status: str) -> str:
+    if status in ("pending", "trained") and store.is_trained(cell["training_id"]):
+        return f"{status} (trained: evaluation only)"
+    return status
+
+
 def cmd_sweep(args) -> int:
+    return _run(args, evaluate_only=False)
+
+
+def cmd_evaluate(args) -> int:
+    return _run(args, evaluate_only=True)
+
+
+def _run(args, evaluate_only: bool) -> int:
+    """Run the sweep's cells that are to run: training and evaluation, or (evaluate_only) evaluation only."""
     from bench.data import dataset_for
     from bench.dispatch import dispatch
     from bench.registry import METRICS
@@ -158,15 +189,36 @@ def cmd_sweep(args) -> int:
     profile = _profile(args, sweep, executor)
     workers = 1 if executor == "debug" else args.workers or sweep.executor["workers"]
     cells_per_job = args.cells_per_job or sweep.executor["cells_per_job"]
-    todo_status = ("pending", "failed") if args.retry_failed else ("pending",)
+    # `trained`: the training ended, the evaluation raised; scoring it again costs no training.
+    # `corrupt`: a file of the cell cannot be read; the runner moves it aside and redoes what it held.
+    todo_status = ("pending", "trained", "corrupt") + (("failed",) if args.retry_failed else ())
     statuses = cell_statuses(store, sweep.cells)  # a cell queued on SLURM is not pending
     todo = [c for c in sweep.cells if statuses[c["id"]] in todo_status]
+    scoring_only = sum(store.is_trained(c["training_id"]) for c in todo)
+    untrained = 0
+    if evaluate_only:
+        untrained = len(todo) - scoring_only
+        todo = [c for c in todo if store.is_trained(c["training_id"])]
+    started = time.time()
     for cell in todo:
-        cell["runtime"].update(results_root=str(store.root), retry_failed=args.retry_failed)
+        cell["runtime"].update(results_root=str(store.root), retry_failed=args.retry_failed, started_at=started,
+                               evaluate_only=evaluate_only)  # fmt: skip
+    if todo:
+        store.check_writable()  # a results folder we cannot write to is one line here, before anything runs
+    store.redo([c["id"] for c in todo])  # a result being redone counts as pending/running until its new one
     busy = sum(s in ("running", "queued", "preempted") for s in statuses.values())
     workers_or_profile = f"profile {profile['name']}" if profile else f"{workers} workers"
-    print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy} with a result, "
-          f"{busy} running elsewhere, {len(todo)} to run on {executor} ({workers_or_profile})", file=sys.stderr)  # fmt: skip
+    print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy - untrained} with a "
+          f"result, {busy} running elsewhere, {len(todo)} to run on {executor} ({workers_or_profile}), "
+          f"{scoring_only} of them trained already (evaluation only)", file=sys.stderr)  # fmt: skip
+    if untrained:
+        print(f"ganbench: {untrained} cells have no finished training run; `ganbench sweep {args.sweep}` trains them",
+              file=sys.stderr)  # fmt: skip
+    legacy = store.legacy_checkpoints([c["id"] for c in todo])
+    if legacy:
+        print(f"ganbench: note: {len(legacy)} cells hold a checkpoint.pt of the layout before training runs had their "
+              f"own folder ({store.runs_dir / 'train'}); it is not resumed, they train from step 0 (the old files stay)",
+              file=sys.stderr)  # fmt: skip
 
     for dataset_name in sorted({c["config"]["dataset"] for c in todo}):
         dataset = dataset_for(next(c for c in todo if c["config"]["dataset"] == dataset_name))
@@ -190,7 +242,10 @@ def cmd_sweep(args) -> int:
     if counts["failed"]:
         print(f"ganbench: {counts['failed']} cells failed; `ganbench status {args.sweep} --cells` shows why, "
               f"`--retry-failed` reruns them", file=sys.stderr)  # fmt: skip
-    return 1 if counts["failed"] or job_errors else 0
+    if counts["trained"]:
+        print(f"ganbench: {counts['trained']} cells trained but their evaluation raised; `ganbench status {args.sweep} "
+              f"--cells` shows why, `ganbench evaluate {args.sweep}` scores them again without training", file=sys.stderr)  # fmt: skip
+    return 1 if counts["failed"] or counts["trained"] or job_errors else 0
 
 
 def _profile(args, sweep, executor: str) -> dict | None:
@@ -227,25 +282,46 @@ def write_report_and_say(sweep, store) -> dict:
 
 
 def cmd_status(args) -> None:
+    from bench.dispatch import OCCASIONAL
     from bench.slurm import cell_states
 
     sweep, store = _load(args)
     states = cell_states(store, sweep.cells)  # asks SLURM about cells with a job
     statuses = {cid: status for cid, (status, _) in states.items()}
     counts = Counter(statuses.values())
-    if args.cells:
+    if args.cells or args.timings:
         for cell in sweep.cells:
             c = cell["config"]
             line = f"{cell['id']}  {c['method']:14s} {c['dataset']:12s} rho={c['imbalance']:<6g} seed={c['seed']:<3d} {statuses[cell['id']]}"
             if states[cell["id"]][1]:
                 line += f"  [{states[cell['id']][1]}]"
-            result = store.result(cell["id"]) if statuses[cell["id"]] in ("failed", "diverged") else None
+            status = statuses[cell["id"]]
+            if status == "corrupt":
+                line += f"  ({store.damage(cell['id'])}; the next sweep moves it aside and reruns the cell)"
+            result = store.result(cell["id"]) if status != "corrupt" else None
+            if result:
+                line += _where_and_how_long(result, per_metric=args.timings)
             if result and result.get("error"):
                 last = [ln for ln in result["error"].strip().splitlines() if ln.strip()][-1]
                 line += f"  ({last.strip()})"
             print(line)
-    order = ("done", "diverged", "failed", "running", "pending") + tuple(k for k in ("queued", "preempted") if counts[k])
+    order = ("done", "diverged", "failed", "running", "pending") + tuple(k for k in OCCASIONAL if counts[k])
     print(f"{sweep.name}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order) + f" (of {len(sweep.cells)})")
+
+
+def _where_and_how_long(result: dict, per_metric: bool) -> str:
+    """'  cpu (AMD EPYC ...) train 12.1s, sample 0.2s, eval 3.4s': the device and the stages' seconds."""
+    env, timings = result.get("environment", {}), result.get("timings", {})
+    text = f"  {env.get('device', '?')}"
+    if env.get("device_name"):
+        text += f" ({env['device_name']})"
+    stages = [f"{stage} {timings[f'{stage}_s']:.1f}s" for stage in ("train", "sample", "eval") if f"{stage}_s" in timings]
+    if timings.get("train_reused"):
+        stages[0] += " (reused)"
+    text += " " + ", ".join(stages) if stages else ""
+    if per_metric and timings.get("metric_s"):
+        text += " [" + ", ".join(f"{name} {s:.1f}s" for name, s in timings["metric_s"].items()) + "]"
+    return text
 
 
 def cmd_evalnets(args) -> None:

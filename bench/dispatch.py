@@ -8,24 +8,32 @@ Executors:
 Each job runs a batch of cells (bench.runner.run_cells): importing torch
 costs seconds per process, more than a small cell, so cells are dealt
 round-robin into about three jobs per worker, and a new job starts as soon
-as one ends. Progress is read from the store, so it counts cells, not jobs.
+as one ends. Each worker keeps its torch, OpenMP and BLAS pools to its share
+of the cores (bench.threads). Progress is read from the store, so it counts
+cells, not jobs.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import submitit
 
+from bench.errors import MACHINE_ERRNOS
 from bench.runner import run_cells
 from bench.store import Store
+from bench.threads import share, worker_env
 
 JOBS_PER_WORKER = 3
 POLL_S = 0.5
+# Statuses shown only when some cell has them: trained (its evaluation raised),
+# corrupt (a file cannot be read), queued and preempted (SLURM).
+OCCASIONAL = ("trained", "corrupt", "queued", "preempted")
 
 
 def deal(cells: list[dict], n_jobs: int) -> list[list[dict]]:
@@ -65,7 +73,7 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
         return []
     if executor_name == "debug":
         workers = 1
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = share(workers)
     cells = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in cells]
     n_jobs = math.ceil(len(cells) / cells_per_job) if cells_per_job else workers * JOBS_PER_WORKER
     batches = deal(cells, n_jobs)
@@ -85,17 +93,20 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
                     busy = list(gpu_of.values())
                     gpu = min(gpus, key=busy.count)  # a free one, or the least shared if workers > GPUs
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
-                job = executor.submit(run_cells, batch)
+                with worker_env(threads):  # the worker's BLAS and OpenMP read these as they load
+                    job = executor.submit(run_cells, batch)
                 if gpus:
                     gpu_of[job.job_id] = gpu
                 running.append((job, batch))
                 if executor_name == "debug":
-                    _collect(running.pop(), errors)
+                    if _collect(running.pop(), errors):
+                        queue.clear()  # a full disk: no new cells start; they stay pending
                     progress.update()
             for item in [r for r in running if r[0].done()]:
                 running.remove(item)
                 gpu_of.pop(item[0].job_id, None)
-                _collect(item, errors)
+                if _collect(item, errors):
+                    queue.clear()
             progress.update()
             if running:
                 time.sleep(POLL_S)
@@ -108,18 +119,31 @@ def dispatch(cells: list[dict], store: Store, executor_name: str, workers: int, 
     return errors
 
 
-def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> None:
+def _collect(item: tuple[submitit.Job, list[dict]], errors: list[str]) -> bool:
+    """Note a job that crashed outside a cell's own try (a refused cell folder, a
+    full disk) as one line; returns True when it was the machine's fault."""
     job, batch = item
     try:
         job.result()
-    except Exception as exc:  # a crash outside a cell's own try (e.g. a refused cell folder)
-        message = str(exc).strip().splitlines()
-        last = next((line for line in reversed(message) if line.strip()), repr(exc))
-        errors.append(f"job {job.job_id} ({len(batch)} cells): {last.strip()}")
+    except Exception as exc:
+        line = _exception_line(str(exc)) or repr(exc)
+        errors.append(f"job {job.job_id} ({len(batch)} cells): {line}")
+        errno = re.search(r"\[Errno (\d+)\]", line)
+        return errno is not None and int(errno.group(1)) in MACHINE_ERRNOS
+    return False
+
+
+def _exception_line(message: str) -> str | None:
+    """'OSError: [Errno 28] ...' from an exception's text, or from the traceback
+    submitit wraps a worker's exception in (its last lines name log files)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt|Refused|Mismatch)\b", line)]
+    return named[-1] if named else (lines[-1] if lines else None)
 
 
 class Progress:
-    """Cells done / diverged / failed / running / pending, from the store."""
+    """Cells done / diverged / failed / running / pending (and trained, queued,
+    preempted when there are any), from the store."""
 
     def __init__(self, store: Store, ids: list[str], statuses=None):
         self.store, self.ids = store, ids
@@ -134,7 +158,7 @@ class Progress:
             self.live.start()
 
     def counts(self) -> dict[str, int]:
-        counts = {"done": 0, "diverged": 0, "failed": 0, "running": 0, "pending": 0, "queued": 0, "preempted": 0}
+        counts = dict.fromkeys(("done", "diverged", "failed", "running", "pending", *OCCASIONAL), 0)
         statuses = self.statuses() if self.statuses else {i: self.store.status(i) for i in self.ids}
         for cell_id in self.ids:
             counts[statuses[cell_id]] += 1
@@ -142,12 +166,12 @@ class Progress:
 
     def update(self) -> None:
         c = self.counts()
-        finished = c["done"] + c["diverged"] + c["failed"]
+        finished = c["done"] + c["diverged"] + c["failed"] + c["trained"]
         line = (
             f"[{finished}/{len(self.ids)}] done {c['done']}  diverged {c['diverged']}  "
             f"failed {c['failed']}  running {c['running']}  pending {c['pending']}"
         )
-        line += "".join(f"  {k} {c[k]}" for k in ("queued", "preempted") if c[k])  # SLURM cells
+        line += "".join(f"  {k} {c[k]}" for k in OCCASIONAL if c[k])
         # A live line redraws on any change; a log file gets a line per finished cell.
         key = line if self.live is not None else finished
         if key == self.last:

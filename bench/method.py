@@ -10,7 +10,8 @@ A method is a small class registered in `bench.registry.METHODS`:
   (the prior), `after_d_step`, `train_step` (the whole step) or `sample`
   (e.g. rejection sampling);
 - `record()` returns per-cell facts the result keeps under "method_info";
-  state that must survive a resume goes through `state_dict`.
+  state that must survive a resume goes through `state_dict` (and, minus the
+  optimizers, into `sampling_state`, what evaluation loads).
 
 An add-on (`AddOn`, registered in `bench.registry.ADDONS`) is a mixin that
 overrides the same hooks and calls `super()`; `compose` builds the row class
@@ -211,6 +212,16 @@ class Method:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = state.get("step", 0)
+
+    def sampling_state(self) -> dict:
+        """What `sample` and `record` need once training is over (bench.runner
+        saves it as generator.pt): the whole state but the optimizers' moments.
+        D stays in: samplers (DRS) score candidates with it."""
+        return {k: v for k, v in self.state_dict().items() if k not in ("opt_g", "opt_d")}
+
+    def load_sampling_state(self, state: dict) -> None:
+        """Load a `sampling_state` into a freshly built method (the optimizers keep their fresh state)."""
+        self.load_state_dict({**state, "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()})
 
 
 FLIPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

@@ -1,4 +1,13 @@
-"""Run one cell: data -> method -> training -> samples -> metrics -> record.
+"""Run one cell in two stages.
+
+1. Training (shared by the cells of one training id, under its lock): data
+   -> method -> bench.train (checkpoints, resume) -> generator.pt and
+   train.json in results/runs/<sweep>/train/<training id>/. Skipped when
+   that run has ended.
+2. Evaluation: a freshly built method loads generator.pt -> samples for
+   each eval seed -> metrics -> result.json in the cell's folder. If it
+   raises, the cell is `trained` and the next sweep (or `ganbench evaluate`)
+   scores it again without training.
 
 `run_cells` is the function a dispatcher ships to a worker: it takes only
 plain cell dicts, rebuilds everything from them, and writes results to the
@@ -7,11 +16,13 @@ store, so the same call serves the debug, local and SLURM executors.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import time
 import traceback
@@ -23,11 +34,15 @@ import submitit
 import torch
 
 from bench.data import dataset_for
+from bench.errors import is_machine_fault
 from bench.metrics.base import EvalContext
-from bench.registry import DATASETS, METHODS, METRICS, REPO_ROOT, load_plugins
-from bench.store import Store, write_json
-from bench.train import STOP, Interrupted
-from bench.train import ConfigMismatch, Diverged, seed_everything, train
+from bench.registry import METHODS, METRICS, REPO_ROOT, load_plugins
+from bench.spec import training_config
+from bench.store import TRAINED, Damaged, Store, atomic_path, atomic_write, set_aside, write_json
+from bench.threads import limit_threads
+from bench.train import STOP, ConfigMismatch, Diverged, Interrupted, load_tensors, seed_everything, train
+
+GENERATOR = "generator.pt"
 
 
 class CellRefused(Exception):
@@ -97,44 +112,102 @@ def _deferring_signals():
 
 
 def run_cell(cell: dict) -> str:
+    """Run one cell: its training stage (unless a training run of the same
+    training id exists), then its evaluation stage; returns its status."""
     runtime = cell["runtime"]
-    if runtime.get("threads"):
-        torch.set_num_threads(runtime["threads"])
+    limit_threads(runtime.get("threads"))
     load_plugins(runtime.get("plugin_dirs", []))
     store = Store(runtime["results_root"], cell["sweep"])
     folder = store.cell_dir(cell["id"])
     with store.claim(cell["id"]) as claimed:
         if not claimed:
             return "running elsewhere"
+        moved = store.repair(cell["id"])  # an unreadable result.json / cell.json goes aside, the cell runs again
         existing = store.result(cell["id"])
-        if existing is not None and not (existing["status"] == "failed" and runtime.get("retry_failed")):
+        if existing is not None and not _redo(existing["status"], runtime):
             return existing["status"]
+        if runtime.get("evaluate_only") and not store.is_trained(cell["training_id"]):
+            return "pending"  # `ganbench evaluate` trains nothing
         cell_json = folder / "cell.json"
         if cell_json.exists() and json.loads(cell_json.read_text())["config"] != cell["config"]:
             raise CellRefused(f"{folder} holds a different config than cell {cell['id']}; move that folder away to rerun")
         write_json(cell_json, cell)
         try:
-            record = _execute(cell, folder)
+            training, reused, generator = train_stage(cell, store)
         except Interrupted as exc:  # preempted: the checkpoint is written, the job is about to be requeued
             job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID", ""))
             task = os.environ.get("SLURM_ARRAY_TASK_ID")
             write_json(folder / "preempted.json", {"step": exc.step, "job_id": f"{job}_{task}" if task else job,
                                                    "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # fmt: skip
             raise
+        if training["status"] == TRAINED:
+            record = evaluate_stage(cell, store, training, reused, generator)
+        else:
+            record = {**_result_base(cell, training, reused), "status": training["status"], "error": training["error"]}
+            if "diverged_at_step" in training:
+                record["diverged_at_step"] = training["diverged_at_step"]
+        record["set_aside"] = moved
+        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(folder / "result.json", record)
         return record["status"]
 
 
-def _execute(cell: dict, folder: Path) -> dict:
-    config = cell["config"]
-    record: dict = {"id": cell["id"], "sweep": cell["sweep"], "config": config, "metrics": {}, "timings": {}}
+def _redo(status: str, runtime: dict) -> bool:
+    """Whether a cell with this result runs again: a training run whose
+    evaluation raised is scored again; a failed cell only on request."""
+    return status == TRAINED or (status == "failed" and bool(runtime.get("retry_failed")))
+
+
+# -- stage 1: training ----------------------------------------------------------------
+
+
+def train_stage(cell: dict, store: Store) -> tuple[dict, bool, dict | None]:
+    """(training record, reused, generator state): the cell's training run,
+    trained (or resumed) unless it has ended; `reused` says this call did not
+    train it; the state of generator.pt when it is trained.
+
+    An unreadable train.json or generator.pt is moved aside and the stage
+    runs again: it resumes from the final checkpoint and writes them anew.
+    """
+    config = training_config(cell["config"])
+    folder = store.training_dir(cell["training_id"])
+    with store.claim_training(cell["training_id"]):
+        moved: list[dict] = []
+        try:
+            existing = store.training(cell["training_id"])
+        except Damaged as exc:
+            existing = None
+            moved.append(set_aside(exc.path, exc.reason))
+        if existing is not None and not _retry_training(existing, folder, cell["runtime"]):
+            if existing["config"] != config:
+                raise CellRefused(f"{folder} holds a training run of another config; move that folder away to rerun")
+            if existing["status"] != TRAINED:
+                return existing, True, None
+            try:
+                return existing, True, load_generator(folder / GENERATOR)
+            except Damaged as exc:
+                moved.append(set_aside(exc.path, exc.reason))
+                moved.append(set_aside(folder / "train.json", f"its {GENERATOR} could not be read"))
+        record = _train(cell, config, folder, moved)
+        write_json(folder / "train.json", record)
+        return record, False, load_generator(folder / GENERATOR) if record["status"] == TRAINED else None
+
+
+def _retry_training(existing: dict, folder: Path, runtime: dict) -> bool:
+    # A failed training run is retried once per `--retry-failed` sweep, not
+    # once more by every cell that shares it.
+    if existing["status"] != "failed" or not runtime.get("retry_failed"):
+        return False
+    return (folder / "train.json").stat().st_mtime < runtime.get("started_at", float("inf"))
+
+
+def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
+    record: dict = {"training_id": cell["training_id"], "sweep": cell["sweep"], "config": config}
     record["environment"] = environment()
+    t0, earlier_s = time.perf_counter(), 0.0
     try:
         dataset = dataset_for(cell)
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        record["environment"]["device"] = str(device)
-
-        t0 = time.perf_counter()
+        device = cell_device()
         data = dataset.train_set(config["imbalance"], config["seed"])
         record["data"] = {"n_train": len(data.x), "class_counts": data.class_counts, "subset_seed": config["seed"],
                           "counts_of": "classes" if dataset.label_type == "class" else "10 equal-width label bins",
@@ -143,38 +216,111 @@ def _execute(cell: dict, folder: Path) -> dict:
         method = METHODS.get(config["method"])(config, dataset.info(), device)
         with _deferring_signals():
             outcome = train(method, data, config, cell["runtime"], folder)
-        record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step}
-        record["timings"]["train_s"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        fake = method.sample(config["budget"]["eval_samples"], seed=config["eval_seed"])
-        record["timings"]["sample_s"] = time.perf_counter() - t0
-        record["method_info"] = method.record()  # e.g. DRS acceptance rate, PA level steps
-        save_sample_picture(fake, dataset, folder / "samples.png")
-
-        t0 = time.perf_counter()
-        ctx = EvalContext(dataset=dataset, fake=fake, reference=dataset.reference_set(), device=device)
-        for name in config["metrics"]:
-            record["metrics"][name] = METRICS.get(name)().compute(ctx)
-        record["evaluator"] = ctx.info
-        record["timings"]["eval_s"] = time.perf_counter() - t0
-        record["status"] = "done"
+        earlier_s = outcome.earlier_s
+        save_generator(method, cell["training_id"], config, folder / GENERATOR)
+        record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step,
+                           "resumed_from": outcome.resumed_from, "set_aside": moved + outcome.set_aside}  # fmt: skip
+        record["method_info"] = method.record()
+        record["status"] = TRAINED
     except Diverged as exc:
         record.update(status="diverged", diverged_at_step=exc.step, error=str(exc))
     except (ConfigMismatch, Interrupted):
         raise
-    except Exception:
+    except Exception as exc:
+        if is_machine_fault(exc):
+            raise  # a full disk is no result of the cell: nothing is recorded, the next run redoes it
         record.update(status="failed", error=traceback.format_exc())
+    record["timings"] = {"train_s": earlier_s + time.perf_counter() - t0}
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return record
 
 
+def save_generator(method, training_id: str, config: dict, path: Path) -> None:
+    """generator.pt: what `sample` needs, loadable with weights_only=True."""
+    buffer = io.BytesIO()
+    torch.save({"training_id": training_id, "config": config, "method": method.sampling_state()}, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_generator(path: Path) -> dict:
+    """generator.pt's `Method.sampling_state`, as CPU tensors; raises Damaged."""
+    return load_tensors(path, ("method",))["method"]
+
+
+# -- stage 2: evaluation --------------------------------------------------------------
+
+
+def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool, state: dict) -> dict:
+    """Score the saved generator: `eval_repeats` evaluations with eval seeds
+    eval_seed, eval_seed + 1, ...; metrics are their means. An evaluation that
+    raises leaves the cell `trained`, with the error."""
+    config = cell["config"]
+    record = _result_base(cell, training, reused)
+    timings = record["timings"]
+    timings.update(sample_s=0.0, eval_s=0.0, metric_s=dict.fromkeys(config["metrics"], 0.0))
+    try:
+        dataset = dataset_for(cell)
+        device = cell_device()
+        method = METHODS.get(config["method"])(training_config(config), dataset.info(), device)
+        reference = dataset.reference_set()
+        for repeat in range(config.get("eval_repeats", 1)):
+            eval_seed = config["eval_seed"] + repeat
+            method.load_sampling_state(state)  # each evaluation starts from the saved state (DRS's running max)
+            seed_everything(eval_seed)  # metrics that draw random numbers draw the same ones every time
+            t0 = time.perf_counter()
+            fake = method.sample(config["budget"]["eval_samples"], seed=eval_seed)
+            timings["sample_s"] += time.perf_counter() - t0
+            if repeat == 0:
+                record["method_info"] = method.record()  # e.g. DRS acceptance rate, PA level steps
+                save_sample_picture(fake, dataset, store.cell_dir(cell["id"]) / "samples.png")
+            t0 = time.perf_counter()
+            ctx = EvalContext(dataset=dataset, fake=fake, reference=reference, device=device)
+            values = {}
+            for name in config["metrics"]:
+                t1 = time.perf_counter()
+                values[name] = METRICS.get(name)().compute(ctx)
+                timings["metric_s"][name] += time.perf_counter() - t1
+            timings["eval_s"] += time.perf_counter() - t0
+            record["eval_repeats"].append({"eval_seed": eval_seed, "metrics": values})
+            if repeat == 0:
+                record["evaluator"] = ctx.info
+        record["metrics"] = {name: statistics.fmean(r["metrics"][name] for r in record["eval_repeats"])
+                             for name in config["metrics"]}  # fmt: skip
+        record["status"] = "done"
+    except Interrupted:
+        raise
+    except Exception as exc:
+        if is_machine_fault(exc):
+            raise
+        record.update(status=TRAINED, error=traceback.format_exc())
+    return record
+
+
+def _result_base(cell: dict, training: dict, reused: bool) -> dict:
+    """The fields of a result record that come from the cell and its training run."""
+    return {
+        "id": cell["id"],
+        "sweep": cell["sweep"],
+        "config": cell["config"],
+        "training_id": cell["training_id"],
+        "metrics": {},
+        "eval_repeats": [],
+        "data": training.get("data", {}),
+        "train": {**training.get("train", {}), "environment": training["environment"],
+                  "finished_at": training["finished_at"]},  # fmt: skip
+        "method_info": training.get("method_info", {}),
+        "timings": {"train_s": training["timings"]["train_s"], "train_reused": reused},
+        "environment": environment(),
+    }
+
+
+def cell_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def save_sample_picture(fake: torch.Tensor, dataset, path: Path) -> None:
     """A grid of images, or a scatter of points over the mode centres."""
-    import tempfile
-
-    tmp = Path(tempfile.mkstemp(dir=path.parent, suffix=".png")[1])
-    try:
+    with atomic_path(path) as tmp:
         if dataset.kind == "images":
             from torchvision.utils import save_image
 
@@ -195,9 +341,6 @@ def save_sample_picture(fake: torch.Tensor, dataset, path: Path) -> None:
             ax.legend(loc="upper right", fontsize=7)
             fig.savefig(tmp, dpi=80)
             plt.close(fig)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=1)
@@ -212,10 +355,12 @@ def _git_commit() -> str | None:
 
 
 def environment() -> dict:
+    """Versions, host, and which device (and how many CPU threads) this process computes on."""
     import numpy
 
     import bench
 
+    device = cell_device()
     return {
         "ganbench": bench.__version__,
         "git_commit": _git_commit(),
@@ -223,6 +368,21 @@ def environment() -> dict:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "host": socket.gethostname(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "cuda": torch.version.cuda,
+        "threads": torch.get_num_threads(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
+
+
+@lru_cache(maxsize=1)
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

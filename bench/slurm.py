@@ -30,6 +30,7 @@ from typing import Any, Iterator
 from bench.errors import UserError, shown
 from bench.registry import REPO_ROOT
 from bench.store import Store, write_json
+from bench.threads import thread_env
 from bench.yamlsafe import load_file, load_text
 
 JOB_FILE = "slurm.json"
@@ -160,8 +161,9 @@ def make_executor(profile: dict, folder: Path, job_name: str):
     if profile.get("mem_gb"):
         gb = profile["mem_gb"]
         params["mem"] = f"{int(gb)}GB" if float(gb).is_integer() else f"{int(gb * 1024)}MB"
-    if profile.get("setup"):
-        params["setup"] = list(profile["setup"])
+    # The task's OpenMP and BLAS pools keep to its cpus_per_task (bench.threads); the profile's lines may change that.
+    params["setup"] = [f"export {k}={v}" for k, v in thread_env(profile["cpus_per_task"]).items()]
+    params["setup"] += list(profile.get("setup", []))
     executor.update_parameters(**params)
     return executor
 

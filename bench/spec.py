@@ -8,7 +8,7 @@ A sweep is one YAML file::
     include: [{method: x, dataset: y, imbalance: 1, seed: 0}]   # extra cells
     exclude: [{method: wgan-gp, imbalance: 100}]                # partial match
     defaults: {budget: {...}, optimizer: {...}, arch: {...}, metrics: [...],
-               eval_seed: 0, log_every: 100, checkpoint_every: 500}
+               eval_seed: 0, eval_repeats: 1, log_every: 100, checkpoint_every: 500}
     overrides:
       dataset: {digits: {budget: {steps: 800}}}
       method: {wgan-gp: {hp: {gp_weight: 5}, optimizer: {lr_d: 2e-4}}}
@@ -18,8 +18,11 @@ Precedence, lowest first: the method's paper defaults and the harness
 defaults for the dataset's kind, then `defaults`, then `overrides.dataset`,
 then `overrides.method`. Every error is one line naming the file and the key.
 
-A cell is plain data: {"id", "sweep", "config", "runtime"}. Only `config`
-(the fully resolved settings that change results) enters the id.
+A cell is plain data: {"id", "training_id", "sweep", "config", "runtime"}.
+Only `config` (the fully resolved settings that change results) enters the
+id; the training id hashes `config` without the evaluation keys
+(`training_config`), so cells that differ only in how they are scored share
+one training run.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class Range:
 RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),  # np.random.seed and torch.Generator take it as is
     "eval_seed": Range(0, 2**32 - 1),
+    "eval_repeats": Range(1, 100),  # evaluations of one trained generator with eval seeds eval_seed, eval_seed + 1, ...; gSR uses 3
     "imbalance": Range(1, 10_000, integer=False),  # papers use up to 1,000
     "budget.steps": Range(1, 10_000_000),  # 100x the usual paper budget of 100k generator steps
     "budget.batch_size": Range(1, 65_536),  # 65,536 64x64 RGB images are 3 GB of float32
@@ -93,12 +97,15 @@ RANGES: dict[str, Range] = {
 }
 
 TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets")
-SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "log_every", "checkpoint_every")
+SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "eval_repeats", "log_every", "checkpoint_every")
 METHOD_SETTING_KEYS = SETTING_KEYS + ("hp",)
 EXECUTOR_KEYS = ("name", "workers", "cells_per_job", "profile")
 DATASET_SETTING_KEYS = SETTING_KEYS + ("options",)  # `options`: the dataset's declared options (Dataset.options)
 BUDGET_PROFILE_KEYS = ("defaults", "overrides")
 RUNTIME_KEYS = ("log_every", "checkpoint_every")
+# How a trained generator is scored, not how it is trained: left out of the training id.
+EVAL_KEYS = ("metrics", "eval_seed", "eval_repeats")
+EVAL_BUDGET_KEYS = ("eval_samples",)
 
 
 @dataclass
@@ -116,6 +123,18 @@ def cell_id(config: dict) -> str:
     """Short stable hash of the canonical JSON of a resolved config."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def training_config(config: dict) -> dict:
+    """The config without its evaluation keys: what a training run depends on."""
+    out = {k: v for k, v in config.items() if k not in EVAL_KEYS}
+    out["budget"] = {k: v for k, v in config["budget"].items() if k not in EVAL_BUDGET_KEYS}
+    return out
+
+
+def training_id(config: dict) -> str:
+    """The id of a cell's training run: equal for cells that differ only in evaluation keys."""
+    return cell_id(training_config(config))
 
 
 class _Checker:
@@ -248,7 +267,8 @@ def load_sweep(
         runtime = {k: config.pop(k) for k in RUNTIME_KEYS}
         runtime["dataset_paths"] = config.pop("dataset_paths")
         runtime["plugin_dirs"] = plugin_dirs
-        cells.append({"id": cell_id(config), "sweep": name, "config": config, "runtime": runtime})
+        cells.append({"id": cell_id(config), "training_id": training_id(config), "sweep": name, "config": config,
+                      "runtime": runtime})  # fmt: skip
     return Sweep(
         name=name,
         path=path,
@@ -447,6 +467,8 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
             check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {shown(k)} (it has: {known})")
     for k, problem in method.hp_problems(config["hp"]):
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
+    if config.get("eval_repeats", 1) == 1:
+        config.pop("eval_repeats", None)  # the default stays out of the config: ids from before it existed hold
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     for name in config["metrics"]:
         metric = METRICS.get(name)

@@ -4,6 +4,10 @@ It owns what every method needs and none should rewrite: seeding from the
 cell, batch sampling, the device, the loss log, periodic checkpoints,
 resuming from the latest checkpoint, and divergence detection. A method
 only implements `train_step` (see bench.method).
+
+A new checkpoint keeps the one before it (checkpoint.prev.pt): a checkpoint
+that cannot be read is moved aside and training resumes from the previous
+one, or from scratch, and the outcome says which.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import random
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +27,7 @@ import torch
 
 from bench.data import Split
 from bench.method import Method
-from bench.store import atomic_write
+from bench.store import Damaged, atomic_write, set_aside
 
 
 class Diverged(Exception):
@@ -48,10 +54,16 @@ class Interrupted(Exception):
 STOP = threading.Event()
 
 
+CHECKPOINT, PREVIOUS, LOSSES = "checkpoint.pt", "checkpoint.prev.pt", "losses.csv"
+
+
 @dataclass
 class TrainOutcome:
     steps: int
     resumed_from_step: int
+    earlier_s: float  # training seconds spent before the checkpoint it resumed from
+    resumed_from: str  # "checkpoint.pt", "checkpoint.prev.pt" (the latest could not be read) or "scratch"
+    set_aside: list[dict]  # unreadable checkpoints moved aside (bench.store.set_aside)
 
 
 def seed_everything(seed: int) -> None:
@@ -60,31 +72,89 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(batch_gen: torch.Generator) -> dict:
+def rng_state(batch_gen: torch.Generator) -> dict:
+    """Every random stream of a run, as tensors, numbers, strings, lists and dicts
+    only, so that the checkpoint loads with `weights_only=True`."""
+    version, internal, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.copy()), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gaussian)},  # fmt: skip
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
         "batches": batch_gen.get_state(),
     }
 
 
-def _set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    batch_gen.set_state(state["batches"])
+def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
+    """Restore `rng_state`. The RNG setters take CPU ByteTensors only, wherever the
+    checkpoint was written or mapped to."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    npy = state["numpy"]
+    np.random.set_state((npy["name"], npy["keys"].cpu().numpy(), npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    torch.set_rng_state(_cpu_bytes(state["torch"]))
+    if torch.cuda.is_available():  # a run written on more GPUs than this one restores the ones it has
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(_cpu_bytes(cuda_state), index)
+    batch_gen.set_state(_cpu_bytes(state["batches"]))
 
 
-def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Path) -> TrainOutcome:
-    """Train `method` (built right after `seed_everything(config["seed"])`) for the budget."""
+def _cpu_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to(device="cpu", dtype=torch.uint8)
+
+
+def load_tensors(path: Path, required: tuple[str, ...]) -> dict:
+    """A torch file as CPU tensors, whichever device wrote it, loaded with
+    weights_only=True; raises Damaged if it cannot be read or lacks a key.
+    (The method moves tensors to its own device as it loads them.)"""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # the machine (a disk), not the file
+    except Exception as exc:  # a cut or overwritten file: torch raises RuntimeError, UnpicklingError, EOFError...
+        raise Damaged(path, f"cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise Damaged(path, f"has no {', '.join(missing)}")
+    return state
+
+
+def load_checkpoint(path: Path) -> dict:
+    return load_tensors(path, ("config", "step", "method", "rng", "log"))
+
+
+def resume_point(folder: Path, config: dict) -> tuple[dict | None, str, list[dict]]:
+    """(checkpoint state or None, where it came from, files set aside): the latest
+    readable checkpoint; one that cannot be read is moved aside and the one
+    before it (checkpoint.prev.pt) is tried, then a start from scratch."""
+    moved = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            state = load_checkpoint(path)
+        except Damaged as exc:
+            moved.append(set_aside(path, exc.reason))
+            continue
+        if state["config"] != config:
+            raise ConfigMismatch(f"{path} was written for a different config; move the folder {folder} away to start over")
+        return state, name, moved
+    return None, "scratch", moved
+
+
+def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path) -> TrainOutcome:
+    """Train `method` (built right after `seed_everything(config["seed"])`) for the budget.
+
+    `config` is the training config (bench.spec.training_config); `folder`
+    holds the run's checkpoint and loss log.
+    """
     steps = config["budget"]["steps"]
     batch_size = config["budget"]["batch_size"]
     log_every, ckpt_every = runtime["log_every"], runtime["checkpoint_every"]
-    ckpt_path, log_path = cell_dir / "checkpoint.pt", cell_dir / "losses.csv"
+    ckpt_path, log_path = folder / CHECKPOINT, folder / LOSSES
 
     batch_gen = torch.Generator().manual_seed(config["seed"])
     x, y = data.x.to(method.device), data.y.to(method.device)
@@ -94,24 +164,24 @@ def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Pa
         idx = torch.randint(n, (batch_size,), generator=batch_gen).to(method.device)
         return x[idx], y[idx]
 
-    start = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=method.device, weights_only=False)
-        if state["config"] != config:
-            raise ConfigMismatch(
-                f"{ckpt_path} was written for a different config; delete the cell folder {cell_dir} to start over"
-            )
+    start, earlier_s = 0, 0.0
+    rows: list[dict] = []
+    state, resumed_from, moved = resume_point(folder, config)
+    if state is not None:
         method.load_state_dict(state["method"])
-        _set_rng_state(state["rng"], batch_gen)
-        start = state["step"]
-    # The checkpoint carries the log rows up to its step, so a kill between
-    # writing it and writing losses.csv loses nothing.
-    rows: list[dict] = list(state["log"]) if start else []
+        set_rng_state(state["rng"], batch_gen)
+        start, earlier_s = state["step"], state.get("train_s", 0.0)
+        # The checkpoint carries the log rows up to its step, so a kill between
+        # writing it and writing losses.csv loses nothing.
+        rows = list(state["log"])
+    began = time.perf_counter()
 
     def checkpoint(step: int) -> None:
         buffer = io.BytesIO()
-        torch.save({"config": config, "step": step, "method": method.state_dict(), "rng": _rng_state(batch_gen),
-                    "log": rows}, buffer)  # fmt: skip
+        torch.save({"config": config, "step": step, "method": method.state_dict(), "rng": rng_state(batch_gen),
+                    "log": rows, "train_s": earlier_s + time.perf_counter() - began}, buffer)  # fmt: skip
+        if ckpt_path.exists():  # kept: if the new one is ever unreadable, training resumes from this one
+            os.replace(ckpt_path, folder / PREVIOUS)
         atomic_write(ckpt_path, buffer.getvalue())
         _write_log(log_path, rows)
 
@@ -127,7 +197,8 @@ def train(method: Method, data: Split, config: dict, runtime: dict, cell_dir: Pa
             rows.append({"step": step, **logs})
         if step % ckpt_every == 0 or step == steps:
             checkpoint(step)
-    return TrainOutcome(steps=steps, resumed_from_step=start)
+    return TrainOutcome(steps=steps, resumed_from_step=start, earlier_s=earlier_s, resumed_from=resumed_from,
+                        set_aside=moved)  # fmt: skip
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

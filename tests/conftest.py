@@ -9,6 +9,11 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """The warning filters of pyproject.toml hold in the processes the tests start too."""
+    os.environ["PYTHONWARNINGS"] = ",".join(config.getini("filterwarnings"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Evaluation networks and statistics go to a per-run cache, never ~/.cache."""

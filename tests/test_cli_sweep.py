@@ -57,8 +57,10 @@ def test_sweep_runs_then_rerun_skips_everything(tiny):
         record = json.loads(path.read_text())
         assert record["status"] == "done", record.get("error")
         folder = path.parent
-        for name in ("cell.json", "losses.csv", "checkpoint.pt", "samples.png"):
+        for name in ("cell.json", "samples.png"):
             assert (folder / name).is_file(), name
+        for name in ("train.json", "losses.csv", "checkpoint.pt", "generator.pt"):
+            assert (runs / "train" / record["training_id"] / name).is_file(), name
         assert record["environment"]["torch"] and record["timings"]["train_s"] > 0
         assert sum(record["data"]["class_counts"]) == record["data"]["n_train"]
     digits = next(json.loads(p.read_text()) for p in results if "digits" in p.read_text())

@@ -33,23 +33,24 @@ def test_killed_sweep_resumes_from_checkpoint(tmp_path):
     runs = tmp_path / "results/runs/resume"
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not list(runs.glob("*/checkpoint.pt")):
+        while time.time() < deadline and not list(runs.glob("train/*/checkpoint.pt")):
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    (ckpt,) = runs.glob("*/checkpoint.pt")
-    folder = ckpt.parent
-    assert not (folder / "result.json").exists(), "the sweep finished before it could be killed"
-    saved_step = torch.load(ckpt, weights_only=False)["step"]
+    (ckpt,) = runs.glob("train/*/checkpoint.pt")
+    train_dir = ckpt.parent
+    assert not list(runs.glob("*/result.json")), "the sweep finished before it could be killed"
+    saved_step = torch.load(ckpt, weights_only=True)["step"]
     assert 100 <= saved_step < 1500
 
     assert "running 0, pending 1" in ganbench("status", "s.yaml", cwd=tmp_path, check=0).stdout
     ganbench("sweep", "s.yaml", cwd=tmp_path, check=0)
-    record = json.loads((folder / "result.json").read_text())
-    assert record["status"] == "done"
-    assert record["train"] == {"steps": 1500, "resumed_from_step": saved_step}
-    assert _logged_steps(folder) == list(range(20, 1501, 20))
+    (path,) = runs.glob("*/result.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "done" and record["training_id"] == train_dir.name
+    assert record["train"]["steps"] == 1500 and record["train"]["resumed_from_step"] == saved_step
+    assert _logged_steps(train_dir) == list(range(20, 1501, 20))
 
 
 @pytest.mark.parametrize("kill_after", ["checkpoint.pt", "losses.csv"])
@@ -62,7 +63,8 @@ def test_resume_is_exact_after_kill_at_checkpoint(tmp_path, kill_after):
     (tmp_path / "s.yaml").write_text(SWEEP.replace("STEPS", "300"))
     cell = load_sweep(tmp_path / "s.yaml").cells[0]
     cell["runtime"]["results_root"] = str(tmp_path / "results")
-    folder = tmp_path / "results/runs/resume" / cell["id"]
+    runs = tmp_path / "results/runs/resume"
+    folder, train_dir = runs / cell["id"], runs / "train" / cell["training_id"]
 
     code = (
         "import json, os, signal, sys\n"
@@ -80,20 +82,20 @@ def test_resume_is_exact_after_kill_at_checkpoint(tmp_path, kill_after):
     )
     killed = subprocess.run([sys.executable, "-c", code, json.dumps(cell), kill_after], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 200
+    assert torch.load(train_dir / "checkpoint.pt", weights_only=True)["step"] == 200
     assert not (folder / "result.json").exists()
 
     assert run_cell(cell) == "done"
     record = json.loads((folder / "result.json").read_text())
     assert record["train"]["resumed_from_step"] == 200
-    assert _logged_steps(folder) == list(range(20, 301, 20))
+    assert _logged_steps(train_dir) == list(range(20, 301, 20))
 
     # RNG and optimizer states travel in the checkpoint: the resumed run is the uninterrupted run.
     straight = {**cell, "runtime": {**cell["runtime"], "results_root": str(tmp_path / "straight")}}
     assert run_cell(straight) == "done"
-    other = tmp_path / "straight/runs/resume" / cell["id"]
-    assert (other / "losses.csv").read_text() == (folder / "losses.csv").read_text()
-    assert json.loads((other / "result.json").read_text())["metrics"] == record["metrics"]
+    other = tmp_path / "straight/runs/resume"
+    assert (other / "train" / cell["training_id"] / "losses.csv").read_text() == (train_dir / "losses.csv").read_text()
+    assert json.loads((other / cell["id"] / "result.json").read_text())["metrics"] == record["metrics"]
 
 
 def test_resume_refuses_a_folder_of_another_config(tmp_path):

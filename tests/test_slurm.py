@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.spec import load_sweep
 from conftest import REPO, ganbench
 
 pytestmark = pytest.mark.slurm
@@ -187,11 +188,13 @@ def test_preempted_cell_checkpoints_is_requeued_and_resumes(slurm_cluster, tmp_p
     runs = tmp_path / "results/runs/pre"
     (folder,) = [p.parent for p in runs.glob("*/slurm.json")]
     job = json.loads((folder / "slurm.json").read_text())
+    (cell,) = load_sweep(tmp_path / "pre.yaml").cells
+    train_dir = runs / "train" / cell["training_id"]
 
     deadline = time.time() + 180
-    while not (folder / "checkpoint.pt").exists() and time.time() < deadline:
+    while not (train_dir / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
-    assert (folder / "checkpoint.pt").exists(), "the job never reached its first checkpoint"
+    assert (train_dir / "checkpoint.pt").exists(), "the job never reached its first checkpoint"
     time.sleep(0.3)  # some steps past the periodic checkpoint
     assert not (folder / "result.json").exists(), "the cell finished before it could be interrupted"
     submitit.SlurmJob(folder=job["submitit_folder"], job_id=job["job_id"])._interrupt()
@@ -207,8 +210,9 @@ def test_preempted_cell_checkpoints_is_requeued_and_resumes(slurm_cluster, tmp_p
 
     assert record["status"] == "done", record.get("error")
     assert every < preempted["step"] < steps and preempted["step"] % every != 0
-    assert record["train"] == {"steps": steps, "resumed_from_step": preempted["step"]}
-    assert _logged_steps(folder) == list(range(10, steps + 1, 10))  # no gap, no repeat
+    assert record["train"]["steps"] == steps and record["train"]["resumed_from_step"] == preempted["step"]
+    assert record["train"]["resumed_from"] == "checkpoint.pt"
+    assert _logged_steps(train_dir) == list(range(10, steps + 1, 10))  # no gap, no repeat
     assert any("preempted 1" in line for line in seen), seen
     # Same job id, requeued: accounting shows the first run as REQUEUED, the second as COMPLETED.
     sacct = ["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State", "-j", job["job_id"].split("_")[0]]

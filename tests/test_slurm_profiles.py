@@ -76,7 +76,10 @@ def test_profile_becomes_the_sbatch_script(tree, monkeypatch):
     script = executor._make_submission_file_text("python -m job", "uid")
     for line in ["#SBATCH --partition=gpu", "#SBATCH --qos=high", "#SBATCH --gpus-per-task=1", "#SBATCH --mem=7680MB",
                  "#SBATCH --time=30", "#SBATCH --array=0-4%3", "#SBATCH --constraint=a100", "#SBATCH --requeue",
-                 "#SBATCH --signal=USR2@90", "#SBATCH --job-name=ganbench-prof", "module load cuda"]:  # fmt: skip
+                 "#SBATCH --signal=USR2@90", "#SBATCH --job-name=ganbench-prof", "module load cuda",
+                 # the task's thread pools keep to its cpus_per_task (bench.threads)
+                 f"export OMP_NUM_THREADS={profile['cpus_per_task']}",
+                 f"export OPENBLAS_NUM_THREADS={profile['cpus_per_task']}"]:  # fmt: skip
         assert line in script.splitlines(), (line, script)
     # The example profile documents every field and loads as it is.
     assert set(load_profile(str(REPO / "slurm/example.yaml"))) >= {"partition", "account", "qos", "gpus_per_task",

@@ -37,3 +37,15 @@ def test_claim_is_exclusive_and_status_sees_running(tmp_path):
     assert store.status("abc") == "pending"
     write_json(store.cell_dir("abc") / "result.json", {"status": "done"})
     assert store.status("abc") == "done"
+
+
+def test_a_result_being_redone_counts_as_pending_or_running_until_replaced(tmp_path):
+    store = Store(tmp_path, "s")
+    write_json(store.cell_dir("abc") / "result.json", {"status": "failed"})
+    assert store.status("abc") == "failed"
+    store.redo(["abc", "never-ran"])
+    assert store.status("abc") == "pending" and store.status("never-ran") == "pending"
+    with store.claim("abc"):
+        assert store.status("abc") == "running"
+    write_json(store.cell_dir("abc") / "result.json", {"status": "failed"})  # the retry failed again
+    assert store.status("abc") == "failed"

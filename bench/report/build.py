@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -61,13 +60,9 @@ def write_report(sweep: Sweep, store: Store) -> dict:
 
 
 def _atomic_plot(summary, dataset, metric, method_order, path: Path) -> bool:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    try:
-        if not plot_dataset(summary, dataset, metric, method_order, Path(tmp)):
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        tmp = Path(scratch) / path.name
+        if not plot_dataset(summary, dataset, metric, method_order, tmp):
             return False
-        os.replace(tmp, path)
+        atomic_write(path, tmp.read_bytes())  # with the process's umask, as every file of the store
         return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
