@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from bench.errors import UserError
-from bench.nets import DEFAULT_ARCH
+from bench.archs import ARCHS, PAPER, resolve_arch
 from bench.registry import DATASETS, METHODS, METRICS, load_plugins
 
 AXES = ("method", "dataset", "imbalance", "seed")
@@ -295,9 +295,13 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
         if "d_steps" in opt:
             check.integer(opt["d_steps"], f"{key}.optimizer.d_steps", 1)
     if "arch" in block:
-        arch = check.mapping(block["arch"], f"{key}.arch", ("z_dim", "width"))
+        arch = check.mapping(block["arch"], f"{key}.arch", ("name", "z_dim", "width"))
         for k, v in arch.items():
-            check.integer(v, f"{key}.arch.{k}", 1)
+            if k == "name":
+                if not isinstance(v, str) or (v != PAPER and v not in ARCHS):
+                    check.fail(f"{key}.arch.name", ARCHS.unknown_message(v) + f" (or {PAPER!r}: the method's paper architecture)")
+            else:
+                check.integer(v, f"{key}.arch.{k}", 1)
     if "metrics" in block:
         metrics = block["metrics"]
         if not isinstance(metrics, list) or not metrics:
@@ -334,7 +338,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
     base = {
         "budget": dict(DEFAULT_BUDGET),
         "optimizer": copy.deepcopy(method.optimizer),
-        "arch": dict(DEFAULT_ARCH[dataset.kind]),
+        "arch": {},  # resolved below, once the layers have named the architecture
         "metrics": list(dataset.metrics),
         "eval_seed": 0,
         "log_every": 50,
@@ -350,6 +354,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
             check.fail(f"overrides.method.{combo['method']}.hp.{k}", f"method {combo['method']!r} has no hyperparameter {k!r} (it has: {known})")
     for k, problem in method.hp_problems(config["hp"]):
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
+    config["arch"] = _resolve_arch(config["arch"], config["hp"], method, dataset, combo, check)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     for name in config["metrics"]:
         metric = METRICS.get(name)
@@ -367,6 +372,22 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         **({"dataset_options": options} if options else {}),
         "dataset_paths": paths,
     }
+
+
+def _resolve_arch(arch: dict, hp: dict, method: type, dataset: type, combo: dict, check: _Checker) -> dict:
+    """The cell's architecture: its name (the dataset kind's default, or the
+    method's `paper_arch` for `paper`) with that architecture's defaults
+    under the values the sweep gave; refused in one line when it cannot
+    serve the dataset or the method's settings."""
+    cell = f"method {combo['method']!r} on dataset {combo['dataset']!r}"
+    resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch)
+    if problem is None:
+        problem = ARCHS.get(resolved["name"]).problem(dataset.info())
+    if problem:
+        check.fail("arch", f"{cell}: {problem}")
+    for k, problem in method.arch_problems(resolved, dataset.info(), hp):
+        check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
+    return resolved
 
 
 def _dataset_options(name: str, dataset: type, options: dict, by_dataset: dict, check: _Checker) -> tuple[dict, dict]:

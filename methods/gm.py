@@ -30,8 +30,8 @@ class GaussianMixturePrior(AddOn):
     hp_choices = {"gm_layout": ("circle", "uniform")}
     hp_min = {"gm_k": 1}
 
-    def __init__(self, config, data_info, device):
-        super().__init__(config, data_info, device)
+    def __init__(self, config, data_info, device, dataset=None):
+        super().__init__(config, data_info, device, dataset)
         self.gm_means = mixture_means(self.hp, self.z_dim, config["seed"]).to(device)
 
     def latent(self, n, generator=None):
