@@ -74,8 +74,10 @@ class DCGANSmall(Arch):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
             c_in = c_out
         layers.append(nn.Flatten())
-        D = Discriminator(nn.Sequential(*layers), nn.Linear(c_in * s0 * s0, 1))
-        return SmallGenerator(z_dim, width, s0, k, channels), D
+        # Creation order (D's convolutions, G, D's head) fixes the initial weights of a seed:
+        # kept as it was before the registry, so results stay comparable.
+        G = SmallGenerator(z_dim, width, s0, k, channels)
+        return G, Discriminator(nn.Sequential(*layers), nn.Linear(c_in * s0 * s0, 1))
 
 
 class SmallGenerator(nn.Module):
