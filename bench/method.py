@@ -48,10 +48,6 @@ class Method:
     hp_min: ClassVar[dict[str, float]] = {}  # lower bounds of numeric ones (default 0)
     hp_max: ClassVar[dict[str, float]] = {}  # upper bounds of numeric ones (default none)
     spectral_norm: ClassVar[bool] = False  # on every D layer
-    # What D's output is, for add-ons that read it: "logit" (a real-valued
-    # real-vs-fake score: a BCE logit, an LSGAN output, a hinge margin) or
-    # "critic" (a Wasserstein critic). None: not declared.
-    d_output: ClassVar[str | None] = None
     # How to flip D's target for one sample (progressive augmentation):
     # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
     # LSGAN's 0-1 coding). None: not declared.
@@ -162,14 +158,6 @@ class Method:
         if self.pass_terms is not None:
             self.pass_terms[name] = self.pass_terms[name] + value if name in self.pass_terms else value
 
-    def d_features(self, x: torch.Tensor) -> torch.Tensor:
-        """D's feature extractor F on clean inputs: D(x) = head(F(x))."""
-        return self.D.features(x)
-
-    def d_score(self, x: torch.Tensor) -> torch.Tensor:
-        """D's output on clean inputs, without training-time augmentation (for samplers)."""
-        return self.D.head(self.d_features(x)).squeeze(1)
-
     def after_d_step(self) -> None:
         """Called after each optimizer step of D (e.g. weight clipping)."""
 
@@ -270,7 +258,7 @@ class AddOn(Method):
     It overrides Method hooks and calls super(); it declares its own `hp`
     (keys prefixed with its name, merged with the base's), and may refuse a
     base (`refuses`) or another add-on (`conflicts`). It must not set
-    `optimizer`, `spectral_norm`, `d_output`, `target_flip` or `paper_arch`:
+    `optimizer`, `spectral_norm`, `target_flip` or `paper_arch`:
     those are the base's.
     """
 

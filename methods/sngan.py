@@ -26,7 +26,6 @@ class SNGAN(Method):
     optimizer = {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "d_steps": 1}
     paper_arch = "sn-dcgan"
     spectral_norm = True
-    d_output = "logit"
     target_flip = "negate"
 
     def d_loss(self, real_out, fake_out):

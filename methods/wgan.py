@@ -32,7 +32,6 @@ from bench.registry import METHODS
 class WassersteinLoss(Method):
     """The critic loss shared by wgan and wgan-gp (not a row by itself)."""
 
-    d_output = "critic"
     target_flip = "negate"
 
     def d_loss(self, real_out, fake_out):
