@@ -13,7 +13,8 @@ for real and fake samples alike, when the checksum (parity) of the bits is
 1; G's target flips with it.
 
 Schedule, as the paper states it (Sec. "Progression scheduling" and the
-training details; the reference repository holds only the ops):
+training details of the ICLR 2019 submission, the text reachable here;
+the reference repository holds only the ops):
 - the progress signal is KID between generated samples and samples drawn
   from the training set (Binkowski et al. 2018), on Inception features in
   the paper; here on the evaluation classifier's features by default
