@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     p = command("list", cmd_list, "List the registered methods, datasets or metrics.", sweep=False)
-    p.add_argument("kind", choices=["methods", "datasets", "metrics"])
+    p.add_argument("kind", choices=["methods", "datasets", "metrics", "archs"])
 
     command("plan", cmd_plan, "Show the cells a sweep expands to (ids, count) without running anything.")
 
@@ -141,6 +141,13 @@ def cmd_list(args) -> None:
             refused = [base for base, base_cls in METHODS.items() if cls.refuses(base_cls)]
             print(f"+{name:15s} [add-on] {cls.paper}; rows: <method>+{name}"
                   + (f" (not for {', '.join(refused)})" if refused else ""))  # fmt: skip
+    elif args.kind == "archs":
+        from bench.archs import ARCHS, DEFAULT_ARCH_NAME
+
+        for name, cls in ARCHS.items():
+            default = " (default)" if DEFAULT_ARCH_NAME[cls.kind] == name else ""
+            sizes = ", ".join(f"{k} {v}" for k, v in cls.defaults.items())
+            print(f"{name:16s} {cls.kind:7s} {sizes}; {cls.paper or 'harness network'}{default}")
     elif args.kind == "datasets":
         for name, cls in DATASETS.items():
             print(f"{name:16s} {cls.kind:7s} {cls.description}")

@@ -6,11 +6,16 @@ A method is a small class registered in `bench.registry.METHODS`:
   own hyperparameters `hp` (the only keys a sweep may set for it);
 - a simple loss overrides `d_loss` and `g_loss`, written like the paper;
 - a penalty or regularizer adds named terms in `d_terms` / `g_terms`;
-- methods that change more override `discriminate` (what D sees), `latent`
-  (the prior), `after_d_step`, `train_step` (the whole step) or `sample`
-  (e.g. rejection sampling);
-- `record()` returns per-cell facts the result keeps under "method_info";
-  state that must survive a resume goes through `state_dict` (and, minus the
+- methods that change more override `discriminate` (what D sees),
+  `d_forward` (how D computes its output from an input), `latent` (the
+  prior), `d_steps_at` (D updates per G update), `after_d_step`,
+  `train_step` (the whole step) or `sample` (e.g. rejection sampling);
+- networks come from the architecture registry (`bench.archs`) by the
+  config's `arch.name`; `paper_arch` names the method's paper network
+  (`arch: {name: paper}`), `per_sample_d` asks for a D without batch norm;
+- `record()` returns per-cell facts the result keeps under "method_info"
+  (the base gives `g_updates`, `d_updates` and the architecture); state that
+  must survive a resume goes through `state_dict` (and, minus the
   optimizers, into `sampling_state`, what evaluation loads).
 
 An add-on (`AddOn`, registered in `bench.registry.ADDONS`) is a mixin that
@@ -29,8 +34,8 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from bench.archs import arch_facts, build_pair, spectral_normalize
 from bench.errors import shown
-from bench.nets import build_pair, spectral_normalize
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # The upper bound of a numeric hyperparameter that declares none: the most
@@ -48,22 +53,29 @@ class Method:
     hp_min: ClassVar[dict[str, float]] = {}  # lower bounds of numeric ones (default 0)
     hp_max: ClassVar[dict[str, float]] = {}  # upper bounds of numeric ones (default HP_MAX)
     spectral_norm: ClassVar[bool] = False  # on every D layer
-    # What D's output is, for add-ons that read it: "logit" (a real-valued
-    # real-vs-fake score: a BCE logit, an LSGAN output, a hinge margin) or
-    # "critic" (a Wasserstein critic). None: not declared.
-    d_output: ClassVar[str | None] = None
     # How to flip D's target for one sample (progressive augmentation):
     # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
     # LSGAN's 0-1 coding). None: not declared.
     target_flip: ClassVar[str | None] = None
+    # The network of the method's paper, used for `arch: {name: paper}` on images.
+    paper_arch: ClassVar[str | None] = None
+    # True when a loss term assumes D(x) depends on x alone (a gradient
+    # penalty): architectures then replace batch norm in D by layer norm.
+    per_sample_d: ClassVar[bool] = False
 
-    def __init__(self, config: dict, data_info: dict, device: torch.device):
+    def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
         self.hp = config["hp"]
         self.z_dim = config["arch"]["z_dim"]
         self.device = device
         self.data_info = data_info
+        self.dataset = dataset  # the bench.data.Dataset, for methods that read more than batches (PA's KID)
         self.step = 0  # generator steps done; Method.train_step counts them
+        self.d_updates = 0  # discriminator optimizer steps done
+        # Loss terms produced by the D passes of the current step's losses
+        # (d_step / g_step open it, hooks such as AdaptiveMix's d_forward add
+        # to it); None outside those passes.
+        self.pass_terms: dict[str, torch.Tensor] | None = None
         G, D = self.build_networks(config["arch"], data_info)
         self.G, self.D = G.to(device), D.to(device)
         self.opt_g = self._optimizer(self.G.parameters(), config["optimizer"]["lr_g"])
@@ -78,7 +90,12 @@ class Method:
 
     def build_pair(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
         """The shared (G, D) pair; an add-on that changes D's input widens it here."""
-        return build_pair(arch, data_info)
+        return build_pair(arch, data_info, per_sample_d=self.per_sample_d)
+
+    @classmethod
+    def arch_problems(cls, arch: dict, data_info: dict, hp: dict) -> list[tuple[str, str]]:
+        """(hp key, problem) for settings that do not fit this architecture (checked by the spec)."""
+        return []
 
     @classmethod
     def hp_problems(cls, hp: dict) -> list[tuple[str, str]]:
@@ -133,49 +150,59 @@ class Method:
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D's output as the training losses see it (with any training-time augmentation)."""
+        return self.d_forward(x)
+
+    def d_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """How D computes its output from an input: D(x) = head(features(x)) unless an add-on changes it."""
         return self.D(x)
 
-    def d_features(self, x: torch.Tensor) -> torch.Tensor:
-        """D's feature extractor F on clean inputs: D(x) = head(F(x))."""
-        return self.D.features(x)
-
-    def d_score(self, x: torch.Tensor) -> torch.Tensor:
-        """D's output on clean inputs, without training-time augmentation (for samplers)."""
-        return self.D.head(self.d_features(x)).squeeze(1)
+    def add_pass_term(self, name: str, value: torch.Tensor) -> None:
+        """Add a loss term from inside the current step's main D passes (no-op outside them)."""
+        if self.pass_terms is not None:
+            self.pass_terms[name] = self.pass_terms[name] + value if name in self.pass_terms else value
 
     def after_d_step(self) -> None:
         """Called after each optimizer step of D (e.g. weight clipping)."""
+
+    def d_steps_at(self, step: int) -> int:
+        """D updates before generator step `step` (1-based); the optimizer's `d_steps` unless a method schedules them."""
+        return self.config["optimizer"]["d_steps"]
 
     # -- one training step ----------------------------------------------------
     def d_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         with torch.no_grad():
             fake = self.G(self.latent(len(real)))
+        self.pass_terms = {}
         real_out, fake_out = self.discriminate(real), self.discriminate(fake)
+        passes, self.pass_terms = self.pass_terms, None
         loss = self.d_loss(real_out, fake_out)
-        terms = self.d_terms(real, fake, real_out, fake_out)
+        terms = {**self.d_terms(real, fake, real_out, fake_out), **passes}
         self.opt_d.zero_grad(set_to_none=True)
         (loss + sum(terms.values())).backward()
         self.opt_d.step()
+        self.d_updates += 1
         self.after_d_step()
         return {"d_loss": loss.item(), **{f"d_{k}": v.item() for k, v in terms.items()}}
 
     def g_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         z = self.latent(len(real))
         fake = self.G(z)
+        self.pass_terms = {}
         fake_out = self.discriminate(fake)
+        passes, self.pass_terms = self.pass_terms, None
         loss = self.g_loss(fake_out)
-        terms = self.g_terms(z, fake, fake_out, real)
+        terms = {**self.g_terms(z, fake, fake_out, real), **passes}
         self.opt_g.zero_grad(set_to_none=True)
         (loss + sum(terms.values())).backward()
         self.opt_g.step()
         return {"g_loss": loss.item(), **{f"g_{k}": v.item() for k, v in terms.items()}}
 
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, float]:
-        """`d_steps` discriminator updates, then one generator update.
+        """`d_steps_at(step)` discriminator updates, then one generator update.
 
         Overrides must call super() (or advance `self.step` themselves)."""
         self.step += 1
-        for _ in range(self.config["optimizer"]["d_steps"]):
+        for _ in range(self.d_steps_at(self.step)):
             real, labels = next_batch()
             logs = self.d_step(real, labels)
         logs.update(self.g_step(real, labels))
@@ -193,8 +220,13 @@ class Method:
         return torch.cat(out)
 
     def record(self) -> dict:
-        """Per-cell facts for the result record ("method_info"); add-ons extend it."""
-        return {}
+        """Per-cell facts for the result record ("method_info"); add-ons extend it.
+
+        `g_updates` (generator steps) and `d_updates` (discriminator optimizer
+        steps, in total) let tables compare budgets; `arch` names the networks
+        and their stage sizes."""
+        return {"g_updates": self.step, "d_updates": self.d_updates,
+                "arch": arch_facts(self.config["arch"], self.data_info)}  # fmt: skip
 
     # -- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -204,6 +236,7 @@ class Method:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "step": self.step,
+            "d_updates": self.d_updates,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -212,6 +245,7 @@ class Method:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = state.get("step", 0)
+        self.d_updates = state.get("d_updates", 0)
 
     def sampling_state(self) -> dict:
         """What `sample` and `record` need once training is over (bench.runner
@@ -237,8 +271,8 @@ class AddOn(Method):
     It overrides Method hooks and calls super(); it declares its own `hp`
     (keys prefixed with its name, merged with the base's), and may refuse a
     base (`refuses`) or another add-on (`conflicts`). It must not set
-    `optimizer`, `spectral_norm`, `d_output` or `target_flip`: those are the
-    base's.
+    `optimizer`, `spectral_norm`, `target_flip` or `paper_arch`:
+    those are the base's.
     """
 
     conflicts: ClassVar[dict[str, str]] = {}  # other add-on name -> why the two cannot be combined

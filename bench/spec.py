@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.archs import ARCHS, PAPER, resolve_arch
 from bench.errors import UserError, shown
-from bench.nets import DEFAULT_ARCH
 from bench.registry import DATASETS, METHODS, METRICS, load_plugins
 from bench.yamlsafe import load_file
 
@@ -420,7 +420,10 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
             )):
                 check.fail(f"{key}.optimizer.betas", f"must be a list of two numbers in [0, 1), got {shown(betas)}")
     if "arch" in block:
-        check.numbers(check.mapping(block["arch"], f"{key}.arch", ("z_dim", "width")), f"{key}.arch", "arch.")
+        arch = check.mapping(block["arch"], f"{key}.arch", ("name", "z_dim", "width"))
+        if "name" in arch and not (isinstance(arch["name"], str) and (arch["name"] == PAPER or arch["name"] in ARCHS)):
+            check.fail(f"{key}.arch.name", ARCHS.unknown_message(arch["name"]) + f" (or {PAPER!r}: the method's paper architecture)")
+        check.numbers(arch, f"{key}.arch", "arch.")
     if "metrics" in block:
         metrics = block["metrics"]
         if not isinstance(metrics, list) or not metrics:
@@ -451,7 +454,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
     base = {
         "budget": dict(DEFAULT_BUDGET),
         "optimizer": copy.deepcopy(method.optimizer),
-        "arch": dict(DEFAULT_ARCH[dataset.kind]),
+        "arch": {},  # resolved below, once the layers have named the architecture
         "metrics": list(dataset.metrics),
         "eval_seed": 0,
         "log_every": 50,
@@ -469,6 +472,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
     if config.get("eval_repeats", 1) == 1:
         config.pop("eval_repeats", None)  # the default stays out of the config: ids from before it existed hold
+    config["arch"] = _resolve_arch(config["arch"], config["hp"], method, dataset, combo, check)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     for name in config["metrics"]:
         metric = METRICS.get(name)
@@ -486,6 +490,22 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         **({"dataset_options": options} if options else {}),
         "dataset_paths": paths,
     }
+
+
+def _resolve_arch(arch: dict, hp: dict, method: type, dataset: type, combo: dict, check: _Checker) -> dict:
+    """The cell's architecture: its name (the dataset kind's default, or the
+    method's `paper_arch` for `paper`) with that architecture's defaults
+    under the values the sweep gave; refused in one line when it cannot
+    serve the dataset or the method's settings."""
+    cell = f"method {combo['method']!r} on dataset {combo['dataset']!r}"
+    resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch)
+    if problem is None:
+        problem = ARCHS.get(resolved["name"]).problem(dataset.info())
+    if problem:
+        check.fail("arch", f"{cell}: {problem}")
+    for k, problem in method.arch_problems(resolved, dataset.info(), hp):
+        check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
+    return resolved
 
 
 def _dataset_options(name: str, dataset: type, options: dict, by_dataset: dict, check: _Checker) -> tuple[dict, dict]:

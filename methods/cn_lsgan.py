@@ -10,7 +10,9 @@ both networks.
 
 Choices left open: betas (0.5, 0.999) as for LSGAN; the G term pairs the
 i-th generated sample with the i-th real sample of the batch (no matching)
-and averages over samples and pixels; one D step per G step.
+and averages over samples and pixels; one D step per G step. The gradient
+penalty needs a per-sample D (`per_sample_d`: layer norm instead of batch
+norm in D where an architecture has BN).
 """
 
 from pathlib import Path
@@ -26,6 +28,7 @@ class CNLSGAN(LSGAN):
     paper = "LSGAN (Mao et al. 2017) + gradient penalty (Gulrajani et al. 2017) + real-batch L2 term for G"
     optimizer = {"name": "adam", "lr_g": 4e-4, "lr_d": 4e-4, "betas": [0.5, 0.999], "d_steps": 1}
     hp = {"gp_weight": 0.01, "real_weight": 0.001}
+    per_sample_d = True
 
     def d_terms(self, real, fake, real_out, fake_out):
         terms = super().d_terms(real, fake, real_out, fake_out)

@@ -14,7 +14,6 @@ from bench.registry import METHODS
 @METHODS.register("gan")
 class GAN(Method):
     paper = "Goodfellow et al. 2014, Generative Adversarial Nets"
-    d_output = "logit"
     target_flip = "negate"
 
     def d_loss(self, real_out, fake_out):

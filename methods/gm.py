@@ -31,8 +31,8 @@ class GaussianMixturePrior(AddOn):
     hp_min = {"gm_k": 1}
     hp_max = {"gm_k": 10_000}  # K x z_dim means are held in memory
 
-    def __init__(self, config, data_info, device):
-        super().__init__(config, data_info, device)
+    def __init__(self, config, data_info, device, dataset=None):
+        super().__init__(config, data_info, device, dataset)
         self.gm_means = mixture_means(self.hp, self.z_dim, config["seed"]).to(device)
 
     def latent(self, n, generator=None):

@@ -13,7 +13,6 @@ from bench.registry import METHODS
 @METHODS.register("lsgan")
 class LSGAN(Method):
     paper = "Mao et al. 2017, Least Squares Generative Adversarial Networks"
-    d_output = "logit"  # a real-vs-fake score (regressed to 1 / 0), used as a logit by samplers
     target_flip = "one_minus"
 
     def d_loss(self, real_out, fake_out):

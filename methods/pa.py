@@ -1,51 +1,83 @@
 """Progressive augmentation (add-on `pa`). Zhang & Khoreva 2019,
-"Progressive Augmentation of GANs" (NeurIPS), input-space augmentation.
+"Progressive Augmentation of GANs" (NeurIPS); the authors' ops are
+boschresearch/PA-GAN `pagan_ops.py` (TensorFlow).
 
-D's input gets L_max extra constant channels (extra coordinates for 2-D
-points) holding random bits s in {0,1}^L_max; bits beyond the current level
-are 0. D's target is flipped, for real and fake samples alike, when the XOR
-(parity) of the bits is 1; G's target flips with it. The kernel weights of
-the bit channels start at zero (they get no gradient until their bit is
-active, as the masked kernels of the reference ops). The level (0 at the
-start) grows by one, up to `pa_max_level` (4), when the progress signal
-stops improving: every `pa_every` steps a pixel-space KID between
-`pa_holdout` generated samples (fixed latents) and a held-out real batch is
-computed, and a bit is added after `pa_patience` checks without a new best.
+Augmentation: a chosen layer of D (`pa_place`: 0 = D's input layer, the
+paper's input-space PA; k = D's k-th convolution or linear layer of the
+feature extractor, in registration order: feature-space PA) gets
+`pa_max_level` extra input channels (extra inputs for linear layers)
+holding random bits s in {0,1}, constant over height and width; bits beyond
+the current level are 0. Their kernel weights start at zero, as the
+reference `pa_conv2d` initialises and masks them. D's target is flipped,
+for real and fake samples alike, when the checksum (parity) of the bits is
+1; G's target flips with it.
 
-Choices the paper leaves open or that the harness forces:
+Schedule, as the paper states it (Sec. "Progression scheduling" and the
+training details of the ICLR 2019 submission, the text reachable here;
+the reference repository holds only the ops):
+- the progress signal is KID between generated samples and samples drawn
+  from the training set (Binkowski et al. 2018), on Inception features in
+  the paper; here on the evaluation classifier's features by default
+  (`pa_features: classifier`, bench.metrics.evalnet, cached per dataset)
+  or Inception's (`inception`, the paper's, GPU budgets). Never pixels;
+- it is computed every `pa_every` steps (the paper: every 10^4
+  discriminator iterations, with 10k generated and 10k training samples,
+  `pa_kid_samples`);
+- "if the current KID score is less than 5% of the average of the two
+  previous ones attained at the same augmentation level, the augmentation
+  is leveled up": the level grows by one when the KID has not improved by
+  the relative margin `pa_margin` = 0.05 on the mean of the last
+  `pa_window` = 2 checks made at the current level, i.e. when
+  kid > mean - 0.05 |mean| (|mean|: a KID estimate can be negative);
+- minimum spacing: the checks that count are those at the current level,
+  so a level needs `pa_window` + 1 checks of its own before the next one:
+  levels are at least (pa_window + 1) * pa_every steps apart.
+
+Where the sources stop, and what this file does:
+- The paper's draft (ICLR 2019 submission) also fades a new bit in
+  (P(s = 1) growing linearly to 1/2 over t_r = 5k iterations) and resets
+  the Adam time step of G at a new level. The released ops draw every
+  active bit uniformly and have no such step; neither is done here.
+- `pa_every` counts generator steps; the paper counts discriminator
+  iterations (the same with one D step per G step, its setting).
+- The real side is a fixed draw of `pa_kid_samples` training samples (seed:
+  the cell's), the generated side a fixed set of latents, G in eval mode:
+  the checks differ only through G. KID: clean-fid's `kernel_distance`
+  (bench.metrics.fid_kid.seeded_kid: subsets of 1,000, averaged over 100);
+  with 1,000 samples or fewer every subset holds all of them, and the one
+  unbiased estimate is computed directly.
+- 2-D points have no evaluation network: their KID is on the coordinates
+  themselves (the points are their own feature space; no pixels involved).
 - The flip is written as a map of D's output, so any base with a declared
-  `target_flip` works with its own unchanged losses: for BCE, hinge and
-  critics flipping the target of a sample equals negating its output; for
-  LSGAN's 0-1 coding it equals out -> 1 - out. Gradient penalties are
-  unaffected (the flip does not change the gradient norm).
-- The held-out real batch: the method's contract only sees `next_batch`, so
-  on its first step PA draws `pa_holdout` real samples from it and keeps
-  them aside (in the checkpoint too). They are drawn from the training set,
-  not from an unseen split: a fixed real batch, not a test set.
-- The proxy is KID with the cubic polynomial kernel on raw pixels (or
-  coordinates), unbiased MMD^2: cheap and fixed (the paper used FID on
-  Inception features, which would cost minutes per check on a CPU).
-- No fade-in: a new bit becomes active at once (as in the reference ops).
-- Samplers and feature regularizers (`drs`, `adaptivemix`) see D on clean
-  inputs: all bits 0, which is D without augmentation.
-Applies to every base that declares `target_flip` (gan, lsgan, cn-lsgan,
-sngan, wgan, wgan-gp). `record()` gives the final level and the steps at
-which levels were added.
+  `target_flip` works with its own unchanged losses (BCE, hinge, critics:
+  out -> -out; LSGAN's 0-1 coding: out -> 1 - out). Gradient penalties see
+  fresh bits and are unaffected by the flip.
+- Samplers, feature regularizers and DRS calibration see D with all bits 0
+  (D without augmentation); AdaptiveMix's three feature passes of a batch
+  share one draw of bits per sample, so its mixed output flips as a whole.
+`record()` gives the final level, the steps at which levels were added and
+the KID history [step, level, kid].
 """
 
+import numpy as np
 import torch
 from torch import nn
 
+from bench.archs import weight_layers
 from bench.method import FLIPS, AddOn
 from bench.registry import ADDONS
+
+FAKE_SEED_OFFSET = 7919  # the fixed latents of the progress check: seeded by the cell seed + this
 
 
 @ADDONS.register("pa")
 class ProgressiveAugmentation(AddOn):
     paper = "Zhang & Khoreva 2019, Progressive Augmentation of GANs"
-    hp = {"pa_max_level": 4, "pa_every": 100, "pa_patience": 2, "pa_holdout": 256}
-    hp_min = {"pa_max_level": 1, "pa_every": 1, "pa_patience": 1, "pa_holdout": 2}
-    hp_max = {"pa_max_level": 64, "pa_holdout": 65_536}  # D's extra input channels; real samples kept aside (batch_size's bound)
+    hp = {"pa_max_level": 7, "pa_every": 10000, "pa_margin": 0.05, "pa_window": 2, "pa_kid_samples": 10000,
+          "pa_features": "classifier", "pa_place": 0}  # fmt: skip
+    hp_choices = {"pa_features": ("classifier", "inception")}
+    hp_min = {"pa_max_level": 1, "pa_every": 1, "pa_window": 1, "pa_kid_samples": 2}
+    hp_max = {"pa_margin": 1, "pa_max_level": 64, "pa_kid_samples": 100_000}  # D's extra input channels; KID samples (eval_samples' bound)
 
     @classmethod
     def refuses(cls, base):
@@ -53,19 +85,36 @@ class ProgressiveAugmentation(AddOn):
             return f"{base.name} does not declare how to flip D's target (target_flip)"
         return None
 
-    def __init__(self, config, data_info, device):
-        super().__init__(config, data_info, device)
+    @classmethod
+    def arch_problems(cls, arch, data_info, hp):
+        problems = super().arch_problems(arch, data_info, hp)
+        from bench.archs import build_pair
+
+        with torch.device("meta"):  # counts layers without allocating the networks
+            n = len(weight_layers(build_pair(arch, data_info)[1].features))
+        if hp["pa_place"] >= n:
+            problems.append(("pa_place", f"must be below {n}, the number of convolution/linear layers in "
+                                         f"{arch['name']!r}'s discriminator features, got {hp['pa_place']}"))  # fmt: skip
+        return problems
+
+    def __init__(self, config, data_info, device, dataset=None):
+        super().__init__(config, data_info, device, dataset)
         self.pa_level = 0
         self.pa_level_steps: list[int] = []
-        self.pa_best = float("inf")
-        self.pa_bad_checks = 0
-        self.pa_holdout: torch.Tensor | None = None
-        self.pa_proxy: list[tuple[int, float]] = []
+        self.pa_kid: list[list] = []  # [step, level at the check, kid]
+        self._pa_real: np.ndarray | None = None  # features of the fixed real draw (recomputed after a resume)
 
     def build_pair(self, arch, data_info):
         G, D = super().build_pair(arch, data_info)
-        widen_first_layer(D, self.hp["pa_max_level"])
+        layers = weight_layers(D.features)
+        if self.hp["pa_place"] >= len(layers):
+            raise ValueError(f"pa_place {self.hp['pa_place']} is not below the {len(layers)} layers of D's features")
+        parent, name, layer = layers[self.hp["pa_place"]]
+        setattr(parent, name, BitsInput(layer, self.hp["pa_max_level"]))
         return G, D
+
+    def bits_input(self) -> "BitsInput":
+        return next(m for m in self.D.modules() if isinstance(m, BitsInput))
 
     # -- what D sees ------------------------------------------------------------
     def random_bits(self, n: int) -> torch.Tensor:
@@ -75,96 +124,110 @@ class ProgressiveAugmentation(AddOn):
         return bits
 
     def discriminate(self, x):
-        bits = self.random_bits(len(x))
-        out = super().discriminate(with_bits(x, bits))
+        bits, slot = self.random_bits(len(x)), self.bits_input()
+        slot.bits = bits
+        try:
+            out = super().discriminate(x)
+        finally:
+            slot.bits = None
         odd = bits.sum(1).remainder(2).bool()
         return torch.where(odd, FLIPS[self.target_flip](out), out)
 
-    def d_features(self, x):
-        return super().d_features(with_bits(x, torch.zeros(len(x), self.hp["pa_max_level"], device=x.device)))
-
     # -- the schedule -----------------------------------------------------------
     def train_step(self, next_batch):
-        if self.pa_holdout is None:
-            parts, n = [], 0
-            while n < self.hp["pa_holdout"]:
-                parts.append(next_batch()[0])
-                n += len(parts[-1])
-            self.pa_holdout = torch.cat(parts)[: self.hp["pa_holdout"]].clone()
         logs = super().train_step(next_batch)
         if self.step % self.hp["pa_every"] == 0:
-            self.check_progress(self.proxy_score())
+            logs["pa_kid"] = self.check_progress(self.progress_kid())
         logs["pa_level"] = float(self.pa_level)
         return logs
 
+    def check_progress(self, kid: float) -> float:
+        """Record one check and add a level when the KID has not improved by the margin."""
+        self.pa_kid.append([self.step, self.pa_level, kid])
+        at_level = [k for _, level, k in self.pa_kid if level == self.pa_level]
+        window = self.hp["pa_window"]
+        if len(at_level) > window and self.pa_level < self.hp["pa_max_level"]:
+            previous = sum(at_level[-window - 1 : -1]) / window
+            if previous - kid < self.hp["pa_margin"] * abs(previous):
+                self.pa_level += 1
+                self.pa_level_steps.append(self.step)
+        return kid
+
     @torch.no_grad()
-    def proxy_score(self) -> float:
-        generator = torch.Generator(device=self.device).manual_seed(self.config["seed"] + 7919)
+    def progress_kid(self) -> float:
+        if self._pa_real is None:
+            self._pa_real = self.progress_features(self.real_draw())
+        generator = torch.Generator(device=self.device).manual_seed(self.config["seed"] + FAKE_SEED_OFFSET)
         was_training = self.G.training
         self.G.eval()
-        fake = self.G(self.latent(len(self.pa_holdout), generator))
+        n, chunks = self.hp["pa_kid_samples"], []
+        for i in range(0, n, 500):
+            chunks.append(self.G(self.latent(min(500, n - i), generator)).cpu())
         self.G.train(was_training)
-        return kid(fake.flatten(1).double(), self.pa_holdout.flatten(1).double())
+        return kid(self._pa_real, self.progress_features(torch.cat(chunks)))
 
-    def check_progress(self, score: float) -> None:
-        """One check of the progress signal: add a bit after `pa_patience` checks without a new best."""
-        self.pa_proxy.append((self.step, score))
-        if score < self.pa_best:
-            self.pa_best, self.pa_bad_checks = score, 0
-            return
-        self.pa_bad_checks += 1
-        if self.pa_bad_checks >= self.hp["pa_patience"] and self.pa_level < self.hp["pa_max_level"]:
-            self.pa_level += 1
-            self.pa_level_steps.append(self.step)
-            self.pa_bad_checks = 0
+    def real_draw(self) -> torch.Tensor:
+        if self.dataset is None:
+            raise RuntimeError("PA's progress KID draws from the training set: build the method with dataset=")
+        x = self.dataset.train_set(self.config["imbalance"], self.config["seed"]).x
+        generator = torch.Generator().manual_seed(self.config["seed"])
+        return x[torch.randperm(len(x), generator=generator)[: self.hp["pa_kid_samples"]]]
+
+    def progress_features(self, x: torch.Tensor) -> np.ndarray:
+        """The feature space of the progress KID: the evaluation classifier's, Inception's, or 2-D coordinates."""
+        if self.data_info["kind"] != "images":
+            return x.double().numpy()
+        if self.hp["pa_features"] == "inception":
+            from bench.metrics.inception import inception_features
+
+            return inception_features(x, self.device).astype(np.float64)
+        from bench.metrics.evalnet import get_classifier
+
+        with torch.enable_grad():  # the first call may train the classifier; progress_kid runs under no_grad
+            net = get_classifier(self.dataset)
+        return net.features_and_logits(x)[0].double().numpy()
 
     def record(self):
+        space = "coordinates" if self.data_info["kind"] != "images" else self.hp["pa_features"]
         return {**super().record(), "pa_level": self.pa_level, "pa_level_steps": list(self.pa_level_steps),
-                "pa_proxy": [[s, round(v, 6)] for s, v in self.pa_proxy]}  # fmt: skip
+                "pa_kid": [[s, level, round(k, 8)] for s, level, k in self.pa_kid], "pa_kid_features": space}  # fmt: skip
 
     def state_dict(self):
-        state = {"level": self.pa_level, "level_steps": list(self.pa_level_steps), "best": self.pa_best,
-                 "bad_checks": self.pa_bad_checks, "holdout": self.pa_holdout, "proxy": list(self.pa_proxy)}  # fmt: skip
+        state = {"level": self.pa_level, "level_steps": list(self.pa_level_steps), "kid": [list(c) for c in self.pa_kid]}
         return {**super().state_dict(), "pa": state}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         pa = state["pa"]
-        self.pa_level, self.pa_level_steps, self.pa_best = pa["level"], list(pa["level_steps"]), pa["best"]
-        self.pa_bad_checks, self.pa_proxy = pa["bad_checks"], [tuple(p) for p in pa["proxy"]]
-        self.pa_holdout = None if pa["holdout"] is None else pa["holdout"].to(self.device)
+        self.pa_level, self.pa_level_steps, self.pa_kid = pa["level"], list(pa["level_steps"]), [list(c) for c in pa["kid"]]
 
 
-def with_bits(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """x with the bits appended: as constant channels for images, as coordinates for points."""
-    if x.dim() == 4:
-        bits = bits[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-    return torch.cat([x, bits.to(x.dtype)], dim=1)
+class BitsInput(nn.Module):
+    """A Linear/Conv2d layer whose input gets `n_bits` extra channels: the
+    bits set for the current D pass (`bits`, (N, n_bits)), zeros otherwise.
+    The added kernel weights start at zero."""
+
+    def __init__(self, layer: nn.Module, n_bits: int):
+        super().__init__()
+        self.layer = widened(layer, n_bits)
+        self.n_bits = n_bits
+        self.bits: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bits = self.bits if self.bits is not None else x.new_zeros(len(x), self.n_bits)
+        if x.dim() == 4:
+            bits = bits[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        return self.layer(torch.cat([x, bits.to(x.dtype)], dim=1))
 
 
-def widen_first_layer(D: nn.Module, extra: int) -> None:
-    """Give D's first Linear/Conv2d (depth first, in call order) `extra` more
-    inputs whose weights start at zero."""
-    if not _widen(D, extra):
-        raise ValueError("progressive augmentation needs a discriminator whose first layer is Linear or Conv2d")
-
-
-def _widen(module: nn.Module, extra: int) -> bool:
-    for name, child in module.named_children():
-        if isinstance(child, (nn.Linear, nn.Conv2d)):
-            setattr(module, name, _widened(child, extra))
-            return True
-        if _widen(child, extra):
-            return True
-    return False
-
-
-def _widened(layer: nn.Module, extra: int) -> nn.Module:
+def widened(layer: nn.Module, extra: int) -> nn.Module:
+    """A copy of `layer` with `extra` more inputs whose weights are zero."""
     if isinstance(layer, nn.Linear):
         new = nn.Linear(layer.in_features + extra, layer.out_features, bias=layer.bias is not None)
     else:
         new = nn.Conv2d(layer.in_channels + extra, layer.out_channels, layer.kernel_size, layer.stride,
                         layer.padding, bias=layer.bias is not None)  # fmt: skip
+    new = new.to(device=layer.weight.device, dtype=layer.weight.dtype)
     with torch.no_grad():
         new.weight.zero_()
         new.weight[:, : layer.weight.shape[1]] = layer.weight
@@ -173,10 +236,18 @@ def _widened(layer: nn.Module, extra: int) -> nn.Module:
     return new
 
 
-def kid(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3 (the KID kernel), on (n, d) rows."""
+def kid(real: np.ndarray, fake: np.ndarray) -> float:
+    """KID between two (n, d) feature sets, as clean-fid computes it."""
+    if min(len(real), len(fake)) > 1000:
+        from bench.metrics.fid_kid import seeded_kid
+
+        return seeded_kid(real, fake)
+    return unbiased_mmd2(real, fake)
+
+
+def unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3 (the KID kernel)."""
     d = x.shape[1]
-    kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3), ((y @ y.T / d + 1) ** 3), ((x @ y.T / d + 1) ** 3)
+    kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
     m, n = len(x), len(y)
-    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-                 - 2 * kxy.mean())  # fmt: skip
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())

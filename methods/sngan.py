@@ -4,12 +4,14 @@ Hinge loss (Sec. 4, following Lim & Ye 2017 and Tran et al. 2017):
 D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; G minimises -E[D(G(z))].
 Spectral normalization (one power iteration per forward pass, PyTorch's
 `spectral_norm` parametrization) on every Linear/Conv layer of D.
-Adam(2e-4, betas 0.5, 0.999), one D step per G step: setting (A)-style
-hyperparameters of the paper's Table 1 family; the paper's best CIFAR
-setting uses 5 D steps and betas (0, 0.9), which a sweep can set.
+Adam(2e-4, betas 0.5, 0.999), one D step per G step: setting C of the
+paper's Table 1 (the DCGAN setting of Radford et al. 2016, used with the
+standard CNN). The ResNet experiments (Appendix B.2) use lr 2e-4, betas
+(0, 0.9) and 5 D steps, which a sweep can set.
 
-D's output is a hinge margin; samplers (`drs`) use it as D's logit, which
-is an approximation (only a BCE-trained D estimates the log density ratio).
+`paper_arch` is `sn-dcgan` (Table 3, the standard CNN of the paper's main
+comparisons). D's output is a hinge margin, not a logit: `drs` calibrates a
+copy of D with the logistic loss before sampling.
 """
 
 import torch.nn.functional as F
@@ -22,8 +24,8 @@ from bench.registry import METHODS
 class SNGAN(Method):
     paper = "Miyato et al. 2018, Spectral Normalization for Generative Adversarial Networks"
     optimizer = {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "d_steps": 1}
+    paper_arch = "sn-dcgan"
     spectral_norm = True
-    d_output = "logit"
     target_flip = "negate"
 
     def d_loss(self, real_out, fake_out):

@@ -1,40 +1,49 @@
-"""Every method row and add-on trains a few steps on `ring` and `digits`:
-finite losses, samples of the right shape; composed rows resolve through the
-registry, the spec and the runner."""
+"""Every method row and add-on trains a few steps on `ring` (mlp) and on
+`digits` with every image architecture: finite losses, samples of the right
+shape, and a run resumed from its state equals the uninterrupted run;
+composed rows resolve through the registry, the spec and the runner."""
 
 import copy
 import json
 import math
+import random
 import re
 
+import numpy as np
 import pytest
 import torch
 
+from bench.archs import ARCHS, DEFAULT_ARCH_NAME
 from bench.errors import UserError
-from bench.nets import DEFAULT_ARCH
-from bench.registry import DATASETS, METHODS
+from bench.registry import ADDONS, DATASETS, METHODS
 from conftest import ganbench
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
-ROWS = [
-    "gan", "lsgan", "wgan", "wgan-gp", "sngan", "cn-lsgan", "gm-gan", "gm-wgan", "lsgan+icr",
-    "gan+drs", "lsgan+drs", "gan+pa", "sngan+pa", "gan+adaptivemix", "sngan+pa+adaptivemix", "wgan-gp+pa",
-]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread")  # two threads per process oversubscribe the shared cores
+
+# Every base method and alias, each add-on on gan, and the combinations the
+# sweeps use or that exercise two add-ons' hooks together.
+ROWS = [*METHODS.names(), *(f"gan+{addon}" for addon in ADDONS.names()),
+        "sngan+pa+adaptivemix", "wgan-gp+pa", "lsgan+drs", "wgan+drs", "sngan+drs"]  # fmt: skip
+CASES = [("ring", "mlp")] + [("digits", name) for name in ARCHS.names() if ARCHS.get(name).kind == "images"]
 # Small settings so that a few steps exercise every code path quickly.
-FAST_HP = {"drs_burnin": 64, "pa_every": 1, "pa_patience": 1, "pa_holdout": 32}
+FAST_HP = {"drs_burnin": 64, "drs_calib_steps": 3, "pa_every": 1, "pa_window": 1, "pa_kid_samples": 32, "critic_burst": 3}
 
 
-def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16):
-    """(method, next_batch) for row `name`, built as the runner builds it."""
+def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None):
+    """(method, next_batch) for row `name`, built as the runner builds it;
+    `next_batch.generator` is the batch stream's generator."""
     cls = METHODS.get(name)
     data_cls = DATASETS.get(dataset)
-    arch = {**DEFAULT_ARCH[data_cls.kind], "width": width}
+    arch_name = arch or DEFAULT_ARCH_NAME[data_cls.kind]
+    arch = {"name": arch_name, **ARCHS.get(arch_name).defaults, "width": width}
     hp = {**cls.hp, **{k: v for k, v in {**FAST_HP, **(hp or {})}.items() if k in cls.hp}}
     config = {"method": name, "dataset": dataset, "imbalance": 1, "seed": seed,
               "budget": {"steps": steps, "batch_size": batch_size, "eval_samples": 32},
               "optimizer": copy.deepcopy(cls.optimizer), "arch": arch, "hp": hp}  # fmt: skip
     torch.manual_seed(seed)
     ds = data_cls()
-    method = cls(config, ds.info(), torch.device("cpu"))
+    method = cls(config, ds.info(), torch.device("cpu"), dataset=ds)
     data = ds.train_set(1, seed)
     batches = torch.Generator().manual_seed(seed)
 
@@ -42,21 +51,65 @@ def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, w
         idx = torch.randint(len(data.x), (batch_size,), generator=batches)
         return data.x[idx], data.y[idx]
 
+    next_batch.generator = batches
     return method, next_batch
 
 
-@pytest.mark.parametrize("dataset", ["ring", "digits"])
+def _shape(dataset):
+    return (2,) if dataset == "ring" else (1, 8, 8)
+
+
+@pytest.mark.parametrize("dataset, arch", CASES)
 @pytest.mark.parametrize("name", ROWS)
-def test_a_few_steps_give_finite_losses_and_samples(name, dataset):
-    method, next_batch = make_method(name, dataset)
+def test_a_few_steps_give_finite_losses_and_samples(name, dataset, arch):
+    method, next_batch = make_method(name, dataset, batch_size=8, width=4, arch=arch)
     for _ in range(3):
         logs = method.train_step(next_batch)
         assert logs and all(math.isfinite(v) for v in logs.values()), logs
-    fake = method.sample(40, seed=0, batch_size=16)
-    expected = (40, 2) if dataset == "ring" else (40, 1, 8, 8)
-    assert tuple(fake.shape) == expected
+    fake = method.sample(20, seed=0, batch_size=10)
+    assert tuple(fake.shape) == (20, *_shape(dataset))
     assert torch.isfinite(fake).all()
-    json.dumps(method.record())  # what the result record keeps must be JSON
+    info = method.record()
+    json.dumps(info)  # what the result record keeps must be JSON
+    assert info["g_updates"] == 3 and info["d_updates"] >= 3 and info["arch"]["name"] == arch
+
+
+def _rng_state(generator):
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), generator.get_state()
+
+
+def _set_rng_state(state, generator):
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+    generator.set_state(state[3])
+
+
+@pytest.mark.parametrize("dataset, arch", CASES)
+@pytest.mark.parametrize("name", ROWS)
+def test_resuming_from_the_state_equals_the_uninterrupted_run(name, dataset, arch):
+    """What bench.train checkpoints (method.state_dict() and the RNG states)
+    is all a run needs: 2 + 2 steps across a rebuild equal 4 straight steps,
+    including what happens after the last step (DRS calibration) and sampling."""
+    kwargs = dict(batch_size=8, width=4, arch=arch, steps=4)
+    straight, next_batch = make_method(name, dataset, **kwargs)
+    for _ in range(4):
+        straight.train_step(next_batch)
+    first, next_batch = make_method(name, dataset, **kwargs)
+    for _ in range(2):
+        first.train_step(next_batch)
+    saved, rng = copy.deepcopy(first.state_dict()), _rng_state(next_batch.generator)
+    resumed, next_batch = make_method(name, dataset, **kwargs)
+    resumed.load_state_dict(saved)
+    _set_rng_state(rng, next_batch.generator)
+    for _ in range(2):
+        resumed.train_step(next_batch)
+    for a, b in zip(straight.state_dict()["G"].values(), resumed.state_dict()["G"].values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight.state_dict()["D"].values(), resumed.state_dict()["D"].values()):
+        assert torch.equal(a, b)
+    assert torch.equal(straight.sample(12, seed=1, batch_size=6), resumed.sample(12, seed=1, batch_size=6))
+    assert straight.record() == resumed.record()
 
 
 def test_composed_rows_keep_the_name_as_written_and_merge_hp():
@@ -64,8 +117,8 @@ def test_composed_rows_keep_the_name_as_written_and_merge_hp():
     assert gm_gan.name == "gm-gan" and gm_gan.base == "gan" and gm_gan.addons == ("gm",)
     assert METHODS.get("gan+gm").name == "gan+gm"
     row = METHODS.get("sngan+pa+adaptivemix")
-    assert row.spectral_norm and set(row.hp) == {"pa_max_level", "pa_every", "pa_patience", "pa_holdout",
-                                                 "adaptivemix_weight", "adaptivemix_norm"}  # fmt: skip
+    assert row.spectral_norm and set(row.hp) == {*METHODS.get("gan+pa").hp, *METHODS.get("gan+adaptivemix").hp}
+    assert "pa_place" in row.hp and "adaptivemix_distance" in row.hp
     assert set(METHODS.get("cn-lsgan+icr").hp) >= {"gp_weight", "real_weight", "icr_real"}
     assert METHODS.get("wgan+gm").optimizer["name"] == "rmsprop"  # the base's optimizer
 
@@ -75,8 +128,6 @@ def test_composed_rows_keep_the_name_as_written_and_merge_hp():
     [
         ("lsgan+icrr", "unknown add-on 'icrr' in method 'lsgan+icrr'; did you mean 'icr'?"),
         ("lsgn+icr", "unknown method 'lsgn' in method 'lsgn+icr'; did you mean 'lsgan'"),
-        ("wgan+drs", "add-on 'drs' does not apply to 'wgan': wgan's D is a Wasserstein critic"),
-        ("wgan-gp+drs", "add-on 'drs' does not apply to 'wgan-gp'"),
         ("lsgan+icr+pa", "add-ons 'icr' and 'pa' cannot be combined"),
         ("gan+gm+gm", "names add-on 'gm' twice"),
         ("gm-gann", "did you mean 'gm-gan'"),
@@ -118,13 +169,15 @@ def test_sweep_overrides_validate_against_the_merged_hp(tmp_path):
 
 
 def test_cli_refuses_a_bad_row_with_exit_2(tmp_path):
-    (tmp_path / "s.yaml").write_text(SWEEP.replace("HP", "{}").replace("gm-gan, ", "gm-gan, wgan+drs, "))
+    (tmp_path / "s.yaml").write_text(SWEEP.replace("HP", "{}").replace("gm-gan, ", "gm-gan, gan+icr+pa, "))
     proc = ganbench("plan", "s.yaml", cwd=tmp_path, check=2)
     assert proc.stderr.startswith("ganbench: error: ") and proc.stderr.count("\n") == 1
-    assert "matrix.method[1]" in proc.stderr and "does not apply to 'wgan'" in proc.stderr
+    assert "matrix.method[1]" in proc.stderr and "add-ons 'icr' and 'pa' cannot be combined" in proc.stderr
     assert not (tmp_path / "results").exists()
     listing = ganbench("list", "methods", check=0).stdout
-    assert "gm-gan           alias of gan+gm" in listing and "+drs" in listing and "not for wgan, wgan-gp" in listing
+    assert "gm-gan           alias of gan+gm" in listing and "+drs" in listing
+    drs_line = next(line for line in listing.splitlines() if line.startswith("+drs"))
+    assert "not for" not in drs_line  # calibration makes DRS apply to critics too
 
 
 def test_runner_records_method_info_for_composed_rows(tmp_path):
@@ -133,13 +186,17 @@ def test_runner_records_method_info_for_composed_rows(tmp_path):
 
     path = tmp_path / "s.yaml"
     path.write_text(SWEEP.replace("HP", "{}").replace("[gm-gan, lsgan+icr]", "[gan+drs, gan+pa]")
-                    .replace("lsgan+icr: {hp: {}}", "gan+pa: {hp: {pa_every: 1, pa_patience: 1}}"))  # fmt: skip
+                    .replace("lsgan+icr: {hp: {}}", "gan+pa: {hp: {pa_every: 1, pa_window: 1, pa_kid_samples: 64}}\n"
+                             "    gan+drs: {hp: {drs_calib_steps: 20}}"))  # fmt: skip
     for cell in load_sweep(path).cells:
         cell["runtime"]["results_root"] = str(tmp_path / "results")
         assert run_cell(cell) == "done"
         record = json.loads(next((tmp_path / "results").rglob(f"{cell['id']}/result.json")).read_text())
         info = record["method_info"]
+        assert info["g_updates"] == 4 and info["d_updates"] == 4 and info["arch"]["name"] == "mlp"
         if record["config"]["method"] == "gan+drs":
             assert 0 < info["drs_acceptance_rate"] <= 1 and info["drs_burnin"] == 10000
+            assert info["drs_calib_steps"] == 20 and info["drs_calib_loss_after"] > 0
         else:
-            assert len(info["pa_level_steps"]) == info["pa_level"] and len(info["pa_proxy"]) == 4
+            assert len(info["pa_level_steps"]) == info["pa_level"] and [c[0] for c in info["pa_kid"]] == [1, 2, 3, 4]
+            assert info["pa_kid_features"] == "coordinates"

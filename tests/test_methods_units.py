@@ -1,13 +1,18 @@
 """Each loss and add-on on hand-computed inputs."""
 
+import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from bench.registry import plugin_module, REPO_ROOT
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
 from test_methods import make_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # two threads per process oversubscribe the shared cores
 
 
 def plugin(name):
@@ -30,12 +35,26 @@ def test_wgan_critic_loss_and_weight_clip():
     assert isinstance(method.opt_d, torch.optim.RMSprop)
 
 
-def test_wgan_trains_five_critic_steps_per_generator_step():
-    method, next_batch = make_method("wgan")
+def test_wgan_critic_schedule_is_the_reference_codes():
+    # main.py: Diters = 100 if gen_iterations < 25 or gen_iterations % 500 == 0 else 5
+    method, _ = make_method("wgan", hp={"critic_burst": 100})
+    assert method.hp["burst_first"] == 25 and method.hp["burst_every"] == 500  # on by default
+    counts = {step: method.d_steps_at(step) for step in (1, 2, 25, 26, 27, 500, 501, 502, 1000, 1001, 1501)}
+    assert counts == {1: 100, 2: 100, 25: 100, 26: 5, 27: 5, 500: 5, 501: 100, 502: 5, 1000: 5, 1001: 100, 1501: 100}
+
+
+def test_wgan_trains_the_scheduled_critic_steps_and_counts_them():
+    method, next_batch = make_method("wgan", hp={"critic_burst": 7, "burst_first": 2, "burst_every": 4})
     calls = []
-    method.after_d_step = lambda: calls.append(1)
-    method.train_step(next_batch)
-    assert len(calls) == 5
+    method.after_d_step = lambda: calls.append(method.step)
+    for _ in range(6):
+        method.train_step(next_batch)
+    # steps 1, 2 (first two) and 5 (t = 4, a multiple of 4) get 7 critic steps, the others 5
+    assert [calls.count(step) for step in range(1, 7)] == [7, 7, 5, 5, 7, 5]
+    assert method.record()["d_updates"] == 36 and method.record()["g_updates"] == 6
+    off, next_batch = make_method("wgan", hp={"critic_burst": 0})
+    off.train_step(next_batch)
+    assert off.d_updates == 5
 
 
 def test_sngan_hinge_loss_and_spectral_norm_on_every_d_layer():
@@ -144,6 +163,24 @@ def test_icr_generator_term_rewards_sensitivity():
 
 
 # -- drs -----------------------------------------------------------------------
+class Tilted(nn.Module):
+    """The exact log density ratio of p_data(x) ∝ exp(a.x) on [-1, 1]^2 to the uniform p_g there."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = torch.tensor(a)
+        z = torch.prod(2 * torch.sinh(self.a) / self.a)
+        self.c = math.log(4) - math.log(z)
+
+    def forward(self, x):
+        return x @ self.a + self.c
+
+
+class Uniform(nn.Module):
+    """G(z) uniform on [-1, 1]^2 for z ~ N(0, I): the normal CDF of the first two coordinates."""
+
+    def forward(self, z):
+        return torch.erf(z[:, :2] / math.sqrt(2))
 def test_drs_scores_and_acceptance_on_known_logits():
     drs = plugin("drs")
     logits = torch.tensor([0.0, -1.0, -10.0])
@@ -151,124 +188,252 @@ def test_drs_scores_and_acceptance_on_known_logits():
     assert f[0].item() == pytest.approx(-math.log(1 - math.exp(-1e-6)), rel=1e-6)  # ~13.8155
     assert f[1].item() == pytest.approx(-1 - math.log(1 - math.exp(-1 - 1e-6)), rel=1e-6)  # ~-0.5413
     assert f[2].item() == pytest.approx(-10 - math.log(1 - math.exp(-10 - 1e-6)), rel=1e-6)
-    # gamma = the median (50th percentile) = F(-1): acceptance = sigmoid(F - F(-1))
+    # gamma = F(-1): acceptance = sigmoid(F - F(-1))
     gen = torch.Generator().manual_seed(0)
-    accepted = torch.stack([drs.drs_accept(logits, 0.0, 1e-6, 50, gen) for _ in range(4000)]).double().mean(0)
+    accepted = torch.stack([drs.drs_accept(f, f[1], gen) for _ in range(4000)]).double().mean(0)
     expected = torch.sigmoid(f - f[1])
     assert torch.allclose(accepted, expected, atol=0.03)
     assert expected[0] > 0.999 and expected[1] == 0.5 and expected[2] < 1e-3
+    # gamma = 0: sigmoid(F) = r / (1 + r (1 - e^-eps)), r = exp(D~ - D~*_M): rejection sampling's exp(D~ - M)
+    r = torch.exp(logits.double())
+    assert torch.allclose(torch.sigmoid(f), r / (1 + r * (1 - math.exp(-1e-6))), rtol=1e-9)
+
+
+def test_drs_with_the_exact_log_density_ratio_accepts_by_the_closed_form():
+    """p_g uniform on [-1, 1]^2, p_data ∝ exp(a.x) there, D~ = log p_data / p_g exactly and gamma = 0:
+    a candidate is accepted with probability exp(D~(x) - M), so the acceptance rate is
+    E_pg[p_data / (p_g e^M)] = e^-M and the accepted points follow p_data (mean coth(a) - 1/a)."""
+    method, _ = make_method("gan+drs", hp={"drs_shift": "none", "drs_burnin": 10000})
+    a = [1.5, -0.5]
+    method.G, method.drs_D = Uniform(), Tilted(a)
+    out = method.sample(20000, seed=0, batch_size=5000)
+    info = method.record()
+    true_max = sum(abs(v) for v in a) + method.drs_D.c  # D~ at the corner (1, -1)
+    assert true_max - 0.02 < info["drs_max_logit"] <= true_max
+    assert info["drs_acceptance_rate"] == pytest.approx(math.exp(-true_max), abs=0.006)  # e^-1.609 = 0.200
+    expected_mean = [1 / math.tanh(v) - 1 / v for v in a]  # 0.438, -0.164
+    assert out.mean(0).tolist() == pytest.approx(expected_mean, abs=0.02)
 
 
 def test_drs_sampler_keeps_a_running_max_and_records_the_acceptance_rate():
-    method, next_batch = make_method("gan+drs", hp={"drs_burnin": 100})
+    method, next_batch = make_method("gan+drs", hp={"drs_burnin": 100}, steps=1)
     method.train_step(next_batch)
     out = method.sample(50, seed=0, batch_size=25)
     info = method.record()
     assert out.shape == (50, 2)
-    assert info["drs_candidates"] >= 50 and info["drs_acceptance_rate"] == pytest.approx(50 / info["drs_candidates"], abs=0.5)
-    assert 0 < info["drs_acceptance_rate"] <= 1
+    assert info["drs_candidates"] >= 50 and 0 < info["drs_acceptance_rate"] <= 1
     with torch.no_grad():
-        burn = method.d_score(method.G(method.latent(100, torch.Generator().manual_seed(0))))
+        burn = method.drs_D.eval()(method.G.eval()(method.latent(100, torch.Generator().manual_seed(0))))
     assert info["drs_max_logit"] >= burn.max().item() - 1e-6
     # the running max only grows: a checkpointed larger max survives into the next sampling
-    other, _ = make_method("gan+drs", hp={"drs_burnin": 100})
-    other.load_state_dict({**method.state_dict(), "drs_max": 1e3})
+    other, _ = make_method("gan+drs", hp={"drs_burnin": 100}, steps=1)
+    other.load_state_dict({**method.state_dict(), "drs": {**method.state_dict()["drs"], "max": 1e3}})
     other.sample(10, seed=0)
     assert other.record()["drs_max_logit"] == 1e3
 
 
-def test_drs_optional_d_steps_run_after_the_last_step_with_g_frozen():
-    method, next_batch = make_method("gan+drs", hp={"drs_d_steps": 3}, steps=2)
-    method.train_step(next_batch)
-    g_before = [p.clone() for p in method.G.parameters()]
-    d_calls = []
-    original = method.d_step
-    method.d_step = lambda *a: d_calls.append(1) or original(*a)
-    method.g_step = lambda *a: {"g_loss": 0.0}  # isolate: the last regular G step is not under test
-    logs = method.train_step(next_batch)  # step 2 = the budget: 1 regular D step + 3 more
-    assert len(d_calls) == 4 and "drs_d_loss" in logs
-    assert all(torch.equal(a, b) for a, b in zip(g_before, method.G.parameters()))
+def test_drs_calibrates_a_copy_of_d_with_the_logistic_loss_after_the_last_step(monkeypatch):
+    drs = plugin("drs")
+    seen = {}
+
+    def watched(D, *args):
+        seen["D"] = copy.deepcopy(D.state_dict())
+        return keep_training(D, *args)
+
+    keep_training = drs.keep_training
+    monkeypatch.setattr(drs, "keep_training", watched)
+    method, next_batch = make_method("wgan+drs", hp={"drs_calib_steps": 300, "critic_burst": 0}, steps=20)
+    for _ in range(19):
+        method.train_step(next_batch)
+    assert method.drs_D is None
+    with pytest.raises(RuntimeError, match="calibrated D"):
+        method.sample(10, seed=0)
+    g_calls = []
+    original = method.g_step
+    method.g_step = lambda *a: g_calls.append(1) or original(*a)
+    logs = method.train_step(next_batch)  # step 20 = the budget: train, then KeepTraining on a copy
+    assert len(g_calls) == 1 and "drs_calib_loss" in logs
+    info = method.record()
+    assert info["drs_calib_steps"] == 300 and info["d_updates"] == 20 * 5  # calibration steps are not D updates
+    # a critic's output is no logit: its logistic loss drops when the copy is calibrated
+    assert info["drs_calib_loss_after"] < info["drs_calib_loss_before"]
+    assert all(torch.equal(v, method.D.state_dict()[k]) for k, v in seen["D"].items())  # the trained D is unchanged
+    assert not all(torch.equal(a, b) for a, b in zip(method.D.parameters(), method.drs_D.parameters()))
 
 
 # -- pa ------------------------------------------------------------------------
+def _d_with_bits(method, x, bits):
+    slot = method.bits_input()
+    slot.bits = bits
+    try:
+        return method.D(x)
+    finally:
+        slot.bits = None
+
+
 def test_pa_target_flip_follows_the_parity_of_active_bits():
     for name, flip in (("gan+pa", lambda o: -o), ("lsgan+pa", lambda o: 1 - o)):
         method, _ = make_method(name)
         method.pa_level = 3
         bits = torch.tensor([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 0]]).float()
+        bits = torch.cat([bits, torch.zeros(5, method.hp["pa_max_level"] - 4)], dim=1)
         method.random_bits = lambda n: bits
         x = torch.randn(5, 2)
-        clean = method.D(plugin("pa").with_bits(x, bits))
+        clean = _d_with_bits(method, x, bits)
         out = method.discriminate(x)
         odd = torch.tensor([False, True, False, True, False])
         assert torch.allclose(out[~odd], clean[~odd]) and torch.allclose(out[odd], flip(clean[odd]))
 
 
-def test_pa_bits_beyond_the_level_are_zero_and_bit_weights_start_at_zero():
-    method, _ = make_method("sngan+pa", "digits")
+@pytest.mark.parametrize("place", [0, 3])
+def test_pa_bits_beyond_the_level_are_zero_and_bit_weights_start_at_zero(place):
+    method, _ = make_method("sngan+pa", "digits", hp={"pa_place": place, "pa_max_level": 4}, arch="sn-dcgan", width=4)
     assert method.random_bits(64).abs().sum() == 0  # level 0: no augmentation
     method.pa_level = 2
     bits = method.random_bits(256)
     assert bits[:, 2:].abs().sum() == 0 and 0 < bits[:, :2].mean() < 1
-    conv = method.D.features[0]
-    assert conv.in_channels == 1 + 4
-    assert conv.parametrizations.weight.original[:, 1:].abs().sum() == 0
+    slot = method.bits_input()
+    conv = [m for m in method.D.features.modules() if isinstance(m, nn.Conv2d)][place]
+    assert slot.layer is conv  # the chosen layer: 0 = D's input, 3 = its fourth convolution
+    original = conv.parametrizations.weight.original
+    assert original.shape[1] == (1 if place == 0 else 8) + 4 and original[:, -4:].abs().sum() == 0
     x = torch.rand(3, 1, 8, 8)
-    with_bits = plugin("pa").with_bits
     method.D.eval()  # spectral norm's power iteration is frozen in eval mode
-    assert torch.allclose(method.D(with_bits(x, torch.ones(3, 4))), method.D(with_bits(x, torch.zeros(3, 4))))
+    assert torch.allclose(_d_with_bits(method, x, torch.ones(3, 4)), method.D(x))  # zero weights: bits have no effect yet
+    assert torch.equal(method.D(x), _d_with_bits(method, x, torch.zeros(3, 4)))  # outside PA's passes: all bits 0
 
 
-def test_pa_level_grows_after_patience_checks_and_is_checkpointed():
-    method, _ = make_method("gan+pa", hp={"pa_patience": 2, "pa_max_level": 2})
-    for step, score in enumerate([5.0, 4.0, 4.5, 4.6, 3.0, 3.5, 3.2, 3.1, 3.3, 3.4], start=1):
-        method.step = step * 10
-        method.check_progress(score)
-    # no new best at 30, 40 -> level 1 at 40; at 60, 70 -> level 2 at 70; capped at 2 afterwards
-    assert method.pa_level == 2 and method.pa_level_steps == [40, 70]
-    assert method.record()["pa_level_steps"] == [40, 70]
-    other, _ = make_method("gan+pa", hp={"pa_patience": 2, "pa_max_level": 2})
+def test_pa_place_beyond_d_is_refused_by_the_spec(tmp_path):
+    from bench.errors import UserError
+    from bench.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmatrix: {method: [gan+pa], dataset: [digits], imbalance: [1], seed: [0]}\n"
+                    "defaults: {arch: {name: sn-dcgan}}\noverrides: {method: {gan+pa: {hp: {pa_place: 7}}}}\n")  # fmt: skip
+    with pytest.raises(UserError, match=r"overrides.method.gan\+pa.hp.pa_place: must be below 7, the number of "
+                                        r"convolution/linear layers in 'sn-dcgan'"):  # fmt: skip
+        load_sweep(path)
+
+
+def _scripted(method, kids, every=10):
+    for i, kid in enumerate(kids, start=1):
+        method.step = i * every
+        method.check_progress(kid)
+
+
+def test_pa_schedule_on_a_scripted_kid_sequence():
+    """A level is added when the KID is not 5% below the mean of the two previous checks at the same level."""
+    method, _ = make_method("gan+pa", hp={"pa_window": 2, "pa_margin": 0.05, "pa_max_level": 2})
+    # level 0: 10, 8 (too few checks), 6 < 0.95 * 9, 5.9 < 0.95 * 7, then 5.8 > 0.95 * 5.95 -> level 1 at step 50
+    # level 1: 5, 4, 3.9 < 0.95 * 4.5, then 3.8 > 0.95 * 3.95 -> level 2 at step 90; then capped at 2
+    _scripted(method, [10, 8, 6, 5.9, 5.8, 5, 4, 3.9, 3.8, 3.8, 3.8, 3.8])
+    assert method.pa_level == 2 and method.pa_level_steps == [50, 90]
+    assert [c[1] for c in method.pa_kid] == [0] * 5 + [1] * 4 + [2] * 3  # the level each check was made at
+    assert method.record()["pa_kid"][4] == [50, 0, 5.8]
+    other, _ = make_method("gan+pa", hp={"pa_window": 2, "pa_max_level": 2})
     other.load_state_dict(method.state_dict())
-    assert (other.pa_level, other.pa_level_steps, other.pa_best) == (2, [40, 70], 3.0)
+    assert (other.pa_level, other.pa_level_steps, other.pa_kid) == (2, [50, 90], method.pa_kid)
 
 
-def test_pa_holds_out_a_real_batch_from_next_batch_and_kid_is_unbiased():
-    method, next_batch = make_method("gan+pa", hp={"pa_holdout": 40, "pa_every": 2})
+def test_pa_levels_keep_a_minimum_spacing_and_handle_negative_kid():
+    flat, _ = make_method("gan+pa", hp={"pa_window": 2, "pa_max_level": 7})
+    _scripted(flat, [1.0] * 10)  # never improving: a level every window + 1 = 3 checks of its own
+    assert flat.pa_level_steps == [30, 60, 90]
+    noisy, _ = make_method("gan+pa", hp={"pa_window": 1, "pa_max_level": 7})
+    # KID estimates near 0 can be negative: -0.0005 is worse than -0.001 (level 1 at step 20); at level 1,
+    # -0.0025 is 25% better than -0.002, -0.00249 is not 5% of |-0.0025| better (level 2 at step 50)
+    _scripted(noisy, [-0.001, -0.0005, -0.002, -0.0025, -0.00249])
+    assert noisy.pa_level_steps == [20, 50]
+
+
+def test_pa_progress_kid_uses_classifier_features_and_a_fixed_training_draw():
+    from bench.metrics.evalnet import get_classifier
+
+    method, next_batch = make_method("gan+pa", "digits", hp={"pa_kid_samples": 64, "pa_every": 2})
     method.train_step(next_batch)
-    assert method.pa_holdout.shape == (40, 2) and method.pa_proxy == []
+    assert method.pa_kid == []
     method.train_step(next_batch)
-    assert [s for s, _ in method.pa_proxy] == [2]
+    assert [c[0] for c in method.pa_kid] == [2] and method.record()["pa_kid_features"] == "classifier"
+    real = method.real_draw()
+    assert real.shape == (64, 1, 8, 8) and torch.equal(real, method.real_draw())  # a fixed draw from the training set
+    feats = method.progress_features(real)
+    assert feats.shape == (64, 128)  # the classifier's penultimate layer, not 64 pixels
+    assert np.allclose(feats, get_classifier(method.dataset).features_and_logits(real)[0].double().numpy())
+
+def test_pa_kid_is_clean_fids_kernel_distance():
+    from cleanfid.fid import kernel_distance
+
     kid = plugin("pa").kid
-    x = torch.randn(400, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    y = torch.randn(400, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    assert abs(kid(x, y)) < 0.05 < kid(x, y + 2.0)
+    x = np.random.default_rng(0).normal(size=(400, 3))
+    y = np.random.default_rng(1).normal(size=(400, 3))
+    # with all 400 samples in each of clean-fid's subsets, every subset gives the one unbiased estimate
+    assert kid(x, y) == pytest.approx(kernel_distance(x, y, num_subsets=2), rel=1e-9)
+    assert abs(kid(x, y)) < 0.1 * kid(x, y + 2.0)
 
 
 # -- adaptivemix ---------------------------------------------------------------
-def test_adaptivemix_loss_is_zero_for_a_linear_feature_extractor():
-    loss = plugin("adaptivemix").adaptivemix_loss
-    linear = nn.Linear(5, 3)
+def _mix_draws(x, alpha, seed):
+    """The lam and permutation adaptive_mix draws after torch.manual_seed(seed)."""
+    torch.manual_seed(seed)
+    lam = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha)).sample().item()
+    return lam, torch.randperm(len(x))
+
+
+def test_adaptivemix_on_a_linear_feature_extractor_the_cosine_term_is_minus_one():
+    adaptive_mix = plugin("adaptivemix").adaptive_mix
+    features, head = nn.Linear(5, 3), nn.Linear(3, 1)
     x = torch.randn(16, 5)
-    for norm in ("l2", "l1"):
-        assert loss(linear, x, norm).item() == pytest.approx(0.0, abs=1e-5)
-    # a nonlinear F: F(x) = x^2 on two points 0 and 2, a swap: F(mix) = (2(1 - lam))^2
-    x2 = torch.tensor([[0.0], [2.0]])
-    gen = torch.Generator().manual_seed(0)
-    value = loss(lambda t: t**2, x2, "l1", gen).item()
-    gen = torch.Generator().manual_seed(0)
-    j = torch.randperm(2, generator=gen)
-    lam = torch.rand(2, generator=gen)
-    mix = lam * x2[:, 0] + (1 - lam) * x2[j, 0]
-    expected = (lam * x2[:, 0] ** 2 + (1 - lam) * x2[j, 0] ** 2 - mix**2).abs().mean().item()
-    assert value == pytest.approx(expected) and (value > 0) == (j.tolist() == [1, 0])
+    torch.manual_seed(0)
+    out, shrink = adaptive_mix(features, head, x, alpha=1.0, noise=0.0)
+    # F linear: F(lam a + (1 - lam) b) = lam F(a) + (1 - lam) F(b), so the hard sample sits on its target
+    assert shrink.item() == pytest.approx(-1.0, abs=1e-6)
+    lam, perm = _mix_draws(x, 1.0, 0)
+    mix = lam * x + (1 - lam) * x[perm]
+    assert torch.allclose(out, 2 * head(features(mix)).squeeze(1), atol=1e-6)  # head(m) + head(F(mix))
+    for distance in ("l2", "l1"):
+        torch.manual_seed(0)
+        assert adaptive_mix(features, head, x, noise=0.0, distance=distance)[1].item() == pytest.approx(0.0, abs=1e-5)
+    torch.manual_seed(0)
+    noisy = adaptive_mix(features, head, x, noise=0.05)[1].item()
+    assert -1 < noisy < -0.9  # the noise on the target only loosens the match
 
 
-def test_adaptivemix_adds_real_and_fake_terms_on_clean_features():
+def test_adaptivemix_terms_are_exact_for_a_nonlinear_feature_extractor():
+    adaptive_mix = plugin("adaptivemix").adaptive_mix
+    features = nn.Sequential(nn.Linear(4, 6), nn.Tanh())
+    head = nn.Linear(6, 1)
+    x = torch.randn(8, 4)
+    for distance in ("cosine", "l2", "l1"):
+        torch.manual_seed(3)
+        out, shrink = adaptive_mix(features, head, x, alpha=0.7, noise=0.0, distance=distance)
+        lam, perm = _mix_draws(x, 0.7, 3)
+        f_mix = features(lam * x + (1 - lam) * x[perm])
+        mixed = lam * features(x) + (1 - lam) * features(x[perm])
+        assert torch.allclose(out, (head(mixed) + head(f_mix)).squeeze(1), atol=1e-6)
+        expected = {"cosine": -nn.functional.cosine_similarity(f_mix, mixed, dim=1),
+                    "l2": (f_mix - mixed).norm(dim=1), "l1": (f_mix - mixed).abs().sum(1)}[distance].mean()  # fmt: skip
+        assert shrink.item() == pytest.approx(expected.item(), rel=1e-5)
+        assert -1 < shrink.item() < 0 if distance == "cosine" else shrink.item() > 0
+
+
+def test_adaptivemix_replaces_d_in_both_losses_and_adds_the_term_only_from_their_passes():
+    method, next_batch = make_method("wgan-gp+adaptivemix", "digits")
+    real = next_batch()[0]
+    logs = method.d_step(real, None)
+    assert set(logs) == {"d_loss", "d_gp", "d_amix"}  # one summed term from the real and fake passes
+    assert -2 <= logs["d_amix"] <= 2  # two cosine terms, weight 1; the penalty's pass added none
+    assert method.pass_terms is None
+    logs = method.g_step(real, None)
+    assert set(logs) == {"g_loss", "g_amix"} and -1 <= logs["g_amix"] <= 1
+    method.discriminate(real)  # outside a step's loss passes: no term is collected
+    assert method.pass_terms is None
+
+
+def test_adaptivemix_with_pa_shares_one_draw_of_bits_across_its_three_passes():
     method, _ = make_method("sngan+pa+adaptivemix")
     method.pa_level = 4
-    x = torch.randn(8, 2)
-    terms = method.d_terms(x, x, None, None)
-    assert set(terms) == {"amix_real", "amix_fake"} and all(t.item() >= 0 for t in terms.values())
-    # features see all bits 0, whatever the PA level
-    method.D.eval()  # spectral norm's power iteration is frozen in eval mode
-    assert torch.equal(method.d_features(x), method.D.features(plugin("pa").with_bits(x, torch.zeros(8, 4))))
+    slot = method.bits_input()
+    seen = []
+    slot.register_forward_pre_hook(lambda module, args: seen.append(module.bits.clone()))
+    method.discriminate(torch.randn(6, 2))
+    assert len(seen) == 3 and all(torch.equal(b, seen[0]) for b in seen) and seen[0].abs().sum() > 0
