@@ -64,6 +64,7 @@ td.mark{background:var(--mark);color:var(--markink);font-weight:700}
 .n{color:var(--muted);font-size:11px;margin-left:2px}
 td.flag{color:var(--warn);font-weight:600}
 .figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.figs img.wide{max-width:100%}
 .figs img{max-width:min(100%,560px);border:1px solid var(--line);border-radius:6px;background:#fff}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:12px}
 .card{border:1px solid var(--line);border-radius:8px;padding:8px;background:#fff}
@@ -188,7 +189,7 @@ def render(page: dict) -> str:
             parts.append("</div>")
         if d["loss_plot"]:
             parts.append("<h3>Loss curves (losses.csv; thick: first seed, thin: the others)</h3>"
-                         f"<div class='figs'>{_img(d['loss_plot'], d['name'] + ' losses')}</div>")  # fmt: skip
+                         f"<div class='figs'>{_img(d['loss_plot'], d['name'] + ' losses', 'wide')}</div>")  # fmt: skip
         if d["class_plots"]:
             parts.append("<h3>Per class: training data and generated samples</h3><div class='figs'>"
                          + "".join(_img(uri, title) for title, uri in d["class_plots"]) + "</div>")  # fmt: skip

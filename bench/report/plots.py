@@ -53,6 +53,10 @@ def metric_plot(summary: pd.DataFrame, dataset: str, metric: str, method_order: 
     rhos = sorted(data["imbalance"].unique())
     arrow = "↓" if data["direction"].iloc[0] == "lower" else "↑"
     refs = [r for r in references if r["dataset"] == dataset and r["metric"] == metric and r["row"] in methods]
+    low, high = data["ci_low"].fillna(data["mean"]).min(), data["ci_high"].fillna(data["mean"]).max()
+    span = max(high - low, abs(high) * 0.1, 1e-12)
+    off_scale = [r for r in refs if not (low - 3 * span <= r["value"] <= high + 3 * span)]
+    refs = [r for r in refs if r not in off_scale]  # a far-away paper value would flatten our data to a line
     if len(rhos) == 1:
         fig, ax = plt.subplots(figsize=(5.0, 0.4 * len(methods) + 1.2))
         for i, m in enumerate(methods):
@@ -83,6 +87,9 @@ def metric_plot(summary: pd.DataFrame, dataset: str, metric: str, method_order: 
         ax.set_xlabel("imbalance factor ρ")
         ax.set_ylabel(f"{data['label'].iloc[0]} {arrow}")
         ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}: mean, 95% interval" + (" (× paper)" if refs else ""))
+    if off_scale:
+        ax.annotate("paper: " + ", ".join(f"{r['row']} {r['value']:.3g}" for r in off_scale) + " (off scale)",
+                    xy=(0.01, 0.01), xycoords="axes fraction", fontsize=7, color="#555")  # fmt: skip
         ax.legend(fontsize=8, ncol=2 if len(methods) > 5 else 1)
     if refs and len(rhos) == 1:
         handles, labels = ax.get_legend_handles_labels()

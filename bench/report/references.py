@@ -38,13 +38,17 @@ def compare_references(references: list[dict], summary: pd.DataFrame) -> tuple[l
     return matched, unmatched
 
 
+def _count(n: int, one: str = "has", many: str = "have") -> str:
+    return f"1 paper value {one}" if n == 1 else f"{n} paper values {many}"
+
+
 def unmatched_text(unmatched: list[dict], other_budgets: list[dict]) -> list[str]:
     lines = []
     if unmatched:
-        lines.append(f"{len(unmatched)} paper values have no result here yet: "
+        lines.append(f"{_count(len(unmatched))} no result here yet: "
                      + "; ".join(f"{r['row']} on {r['dataset']} ρ={r['imbalance']:g} {r['metric']}" for r in unmatched) + ".")  # fmt: skip
     budgets = sorted({r["budget"] for r in other_budgets})
     if budgets:
-        lines.append(f"{len(other_budgets)} paper values apply to the budget profile {', '.join(budgets)} "
-                     f"(`--budget {budgets[0]}`) and are not compared with this run.")  # fmt: skip
+        lines.append(f"{_count(len(other_budgets), 'applies', 'apply')} only to the budget profile {', '.join(budgets)} "
+                     f"(`--budget {budgets[0]}`): not compared with this run.")  # fmt: skip
     return lines

@@ -24,7 +24,7 @@ from scipy import stats
 
 LEVEL = 0.95
 ALPHA = 0.05
-INTERVAL_METHOD = "95% t-interval over training seeds (mean ± t·s/√n)"
+INTERVAL_METHOD = "95% Student-t interval over training seeds, mean ± t·s/√n"
 TEST_METHOD = (
     "one-sided Welch t-test of each row against the column's best mean, "
     f"Holm-corrected within the column, α = {ALPHA:g}"

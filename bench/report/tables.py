@@ -86,7 +86,7 @@ def entry_text(table: dict, method: str, col, pm: str = "±") -> str:
 
 def method_lines(tables: list[dict]) -> list[str]:
     """What the entries and the bold mean, for a table header."""
-    lines = [f"Entries: mean ± half-width of the {INTERVAL_METHOD}; (n) = number of seeds.",
+    lines = [f"Entries: the {INTERVAL_METHOD}; (n) = number of seeds.",
              f"Bold: not significantly worse than the column's best: {TEST_METHOD}."]  # fmt: skip
     unmarked = sorted({(d, r) for t in tables for (d, r) in t["unmarked"]}, key=str)
     if unmarked:
