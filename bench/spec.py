@@ -13,6 +13,9 @@ A sweep is one YAML file::
       dataset: {digits: {budget: {steps: 800}}}
       method: {wgan-gp: {hp: {gp_weight: 5}, optimizer: {lr_d: 2e-4}}}
     executor: {name: local, workers: 2}
+    reference:                        # what papers printed, shown beside ours
+      - {row: gan, dataset: fashion-mnist, imbalance: 1, metric: inception_fid,
+         value: 10.6, source: "paper, table, setting", budget: paper}
 
 Precedence, lowest first: the method's paper defaults and the harness
 defaults for the dataset's kind, then `defaults`, then `overrides.dataset`,

@@ -129,6 +129,24 @@ def test_eval_repeats_are_reported_apart_from_seed_spread(swept, tmp_path):
     assert f"| {pooled:.3g} | 3 | 2 |" in line
 
 
+def test_per_class_bars_use_the_evaluator_histograms(swept, tmp_path):
+    """evaluator.per_class (from the metrics) adds generated-class bars and per-class FID, even at ρ = 1."""
+    root = tmp_path / "perclass"
+    shutil.copytree(swept, root, ignore=shutil.ignore_patterns("leaderboard*"))
+    ganbench("report", "rep.yaml", cwd=root, check=0)
+    plain = (root / "results/rep/leaderboard.html").read_text().count("per class'>")
+    assert plain == 1  # only the long-tailed ρ = 10 column
+    for path in (root / "results/runs/rep").glob("*/result.json"):
+        record = json.loads(path.read_text())
+        record.setdefault("evaluator", {})["per_class"] = {
+            "classes": list(range(10)), "generated": [20 * (c + 1) for c in range(10)],
+            "fid_classifier": [float(c) if c < 8 else None for c in range(10)]}  # fmt: skip
+        path.write_text(json.dumps(record))
+    ganbench("report", "rep.yaml", cwd=root, check=0)
+    page = (root / "results/rep/leaderboard.html").read_text()
+    assert page.count("per class'>") == 2  # ρ = 1 now has generated histograms to show
+
+
 def test_compare_prints_differences_with_interval_and_p(swept):
     proc = ganbench("compare", "rep.yaml", "--baseline", "gan", cwd=swept, check=0)
     assert "Difference from gan" in proc.stdout and "digits ρ=1" in proc.stdout
