@@ -162,9 +162,11 @@ def test_latex_booktabs_best_second_and_combined(swept):
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     assert r"\mathbf{" in tex and r"\underline{" in tex and r"\pm" in tex and "±" not in tex
     assert "Student-$t$ interval" in tex and r"95\%" in tex
+    assert tex.count("{") == tex.count("}") and tex.count("$") % 2 == 0
     assert tex.count(r"\begin{table}") == 2  # one per metric (classifier_fid, class_kl)
     ganbench("report", "rep.yaml", "--latex", "combined", cwd=swept, check=0)
     combined = (swept / "results/rep/leaderboard.tex").read_text()
+    assert combined.count("{") == combined.count("}")
     assert combined.count(r"\begin{table*}") == 1 and r"\cmidrule(lr){2-3}" in combined and r"\multicolumn{2}{c}" in combined
     ganbench("report", "rep.yaml", cwd=swept, check=0)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.registry import DATASETS
 from bench.report import cost, plots
 from bench.report.frame import cells_frame, device_of, metric_columns, summary_frame
 from bench.report.html import data_uri, render
 from bench.report.latex import to_latex
 from bench.report.references import applicable, compare_references, unmatched_text
 from bench.report.tables import eval_spread_rows, fmt, markdown_table, method_lines, metric_tables, ordered, to_markdown
-from bench.registry import DATASETS
 from bench.spec import Sweep
 from bench.store import Store, atomic_write
 

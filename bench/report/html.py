@@ -15,7 +15,7 @@ import html
 import math
 
 from bench.report.cost import seconds
-from bench.report.tables import ARROW, column_header, entry_text, fmt, is_marked
+from bench.report.tables import ARROW, column_header, fmt, is_marked
 
 
 def data_uri(png: bytes) -> str:

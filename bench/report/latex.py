@@ -51,7 +51,7 @@ def _n_phrase(tables: list[dict]) -> tuple[str, bool]:
 def _caption(what: str, tables: list[dict]) -> str:
     n_text, _ = _n_phrase(tables)
     return (rf"\caption{{{what}: mean $\pm$ half-width of the {LEVEL:.0%} Student-$t$ interval over {n_text}; "
-            r"best mean in bold, second best underlined.}}").replace("%", r"\%")  # fmt: skip
+            r"best mean in bold, second best underlined.}").replace("%", r"\%")  # fmt: skip
 
 
 def _columns_header(cols) -> str:
