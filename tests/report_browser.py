@@ -10,6 +10,7 @@ process is root and it is missing, like tests/test_slurm.py's cluster.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -48,19 +49,18 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="ganbench-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
-
-        # The protocol pipe must be fds 3 (in) and 4 (out) in the child. close_fds would close
-        # them after preexec_fn has put them there, so the child keeps its inherited fds.
-        def fds():
-            read, write = os.dup(to_child_r), os.dup(from_child_w)  # above 4, so the dup2s below cannot clash
-            os.dup2(read, 3)  # dup2 to a new number leaves the fd inheritable
-            os.dup2(write, 4)
-
-        self.proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                     close_fds=False, preexec_fn=fds,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        # The child must read on fd 3 and write on 4. bash renumbers them (dash takes one-digit fds only; no preexec_fn,
+        # which is unsafe in a process with threads); the ends it gets are first moved to fds >= 10
+        # so that its "3<&r 4>&w" cannot overwrite one with the other.
+        r, w = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_child_r, from_child_w))
         os.close(to_child_r)
         os.close(from_child_w)
+        script = f'exec "$0" "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-'
+        self.proc = subprocess.Popen(["bash", "-c", script, executable, *FLAGS, f"--user-data-dir={self.profile}",
+                                      "about:blank"], pass_fds=(r, w),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        os.close(r)
+        os.close(w)
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict] = []

@@ -14,7 +14,10 @@ import shutil
 import pandas as pd
 import pytest
 
+from bench.report import write_report
 from bench.report.cost import seconds
+from bench.spec import load_sweep
+from bench.store import Store
 from conftest import ganbench
 from report_browser import Browser, find_chromium
 
@@ -49,6 +52,13 @@ def swept(tmp_path_factory):
     (root / "rep.yaml").write_text(SWEEP)
     ganbench("sweep", "rep.yaml", "--no-report", cwd=root, check=0)
     return root
+
+
+def _report(root, **options) -> str:
+    """The report in this process (one torch import for the module, not one per call); returns the Markdown."""
+    sweep = load_sweep(root / "rep.yaml")
+    write_report(sweep, Store(root / "results", sweep.name), **options)
+    return (root / "results/rep/leaderboard.md").read_text()
 
 
 def _records(root):
@@ -100,9 +110,8 @@ def test_old_records_without_new_fields_still_report(swept, tmp_path):
         for key in ("method_info", "train", "timings", "training_id"):
             record.pop(key, None)
         path.write_text(json.dumps(record))
-    proc = ganbench("report", "rep.yaml", cwd=root, check=0)
-    assert "9 done" in proc.stdout
-    md = (root / "results/rep/leaderboard.md").read_text()
+    md = _report(root)
+    assert "9 cells: 9 done" in md
     assert "| digits | gan | 12 | 1* |" in md and "| unknown |" in md  # steps from the config; device unknown
 
 
@@ -121,8 +130,7 @@ def test_eval_repeats_are_reported_apart_from_seed_spread(swept, tmp_path):
         record["eval_repeats"] = [{"eval_seed": i, "metrics": {"classifier_fid": fid + (i - 1) * step}} for i in range(3)]
         offsets[c["seed"]] = step
         path.write_text(json.dumps(record))
-    ganbench("report", "rep.yaml", cwd=root, check=0)
-    md = (root / "results/rep/leaderboard.md").read_text()
+    md = _report(root)
     spread = md.split("### Evaluation spread")[1]
     line = next(ln for ln in spread.splitlines() if ln.startswith("| classifier_fid | gan | digits ρ=1"))
     pooled = math.sqrt((2 * 1.0 + 2 * 4.0) / 4)  # sds 1 and 2, each over 3 evaluations
@@ -133,7 +141,7 @@ def test_per_class_bars_use_the_evaluator_histograms(swept, tmp_path):
     """evaluator.per_class (from the metrics) adds generated-class bars and per-class FID, even at ρ = 1."""
     root = tmp_path / "perclass"
     shutil.copytree(swept, root, ignore=shutil.ignore_patterns("leaderboard*"))
-    ganbench("report", "rep.yaml", cwd=root, check=0)
+    _report(root)
     plain = (root / "results/rep/leaderboard.html").read_text().count("per class'>")
     assert plain == 1  # only the long-tailed ρ = 10 column
     for path in (root / "results/runs/rep").glob("*/result.json"):
@@ -142,7 +150,7 @@ def test_per_class_bars_use_the_evaluator_histograms(swept, tmp_path):
             "classes": list(range(10)), "generated": [20 * (c + 1) for c in range(10)],
             "fid_classifier": [float(c) if c < 8 else None for c in range(10)]}  # fmt: skip
         path.write_text(json.dumps(record))
-    ganbench("report", "rep.yaml", cwd=root, check=0)
+    _report(root)
     page = (root / "results/rep/leaderboard.html").read_text()
     assert page.count("per class'>") == 2  # ρ = 1 now has generated histograms to show
 
@@ -164,11 +172,11 @@ def test_latex_booktabs_best_second_and_combined(swept):
     assert "Student-$t$ interval" in tex and r"95\%" in tex
     assert tex.count("{") == tex.count("}") and tex.count("$") % 2 == 0
     assert tex.count(r"\begin{table}") == 2  # one per metric (classifier_fid, class_kl)
-    ganbench("report", "rep.yaml", "--latex", "combined", cwd=swept, check=0)
+    ganbench("report", "rep.yaml", "--latex", "combined", cwd=swept, check=0)  # the option through the CLI
     combined = (swept / "results/rep/leaderboard.tex").read_text()
     assert combined.count("{") == combined.count("}")
     assert combined.count(r"\begin{table*}") == 1 and r"\cmidrule(lr){2-3}" in combined and r"\multicolumn{2}{c}" in combined
-    ganbench("report", "rep.yaml", cwd=swept, check=0)
+    _report(swept)
 
 
 def test_page_is_self_contained(swept):
