@@ -1,4 +1,4 @@
-"""The `ganbench` command line: list, plan, sweep, evaluate, status, cancel, report, evalnets."""
+"""The `ganbench` command line: list, plan, sweep, evaluate, status, cancel, report, compare, evalnets."""
 
 from __future__ import annotations
 
@@ -80,7 +80,12 @@ def _parser() -> argparse.ArgumentParser:
 
     command("cancel", cmd_cancel, "Cancel the SLURM jobs of the sweep's queued, running and preempted cells.")
 
-    command("report", cmd_report, "Write the leaderboard tables and plots from the results that exist.")
+    p = command("report", cmd_report, "Write the leaderboard tables and plots from the results that exist.")
+    p.add_argument("--latex", choices=["per-metric", "combined"], default="per-metric",
+                   help="leaderboard.tex: one table per metric (default) or one combined table")  # fmt: skip
+
+    p = command("compare", cmd_compare, "Print each row's difference from a baseline row, with its 95%% interval and p-value.")
+    p.add_argument("--baseline", required=True, metavar="ROW", help="the row (method as written in the sweep) to compare against")
 
     p = command("evalnets", cmd_evalnets, "Train (once, cached) and show a dataset's evaluation networks.", sweep=False)
     p.add_argument("dataset", help="a registered dataset name")
@@ -280,10 +285,10 @@ def cmd_cancel(args) -> None:
                                                                  " (nothing was queued or running)"))  # fmt: skip
 
 
-def write_report_and_say(sweep, store) -> dict:
+def write_report_and_say(sweep, store, latex: str = "per-metric") -> dict:
     from bench.report import write_report
 
-    report = write_report(sweep, store)
+    report = write_report(sweep, store, latex=latex)
     print(f"leaderboard: {report['leaderboard']}")
     return report
 
@@ -351,10 +356,22 @@ def cmd_evalnets(args) -> None:
 
 def cmd_report(args) -> None:
     sweep, store = _load(args)
-    report = write_report_and_say(sweep, store)
+    report = write_report_and_say(sweep, store, latex=args.latex)
     s = report["status"]
     print(f"{report['total']} cells: {s.get('done', 0)} done, {s.get('diverged', 0)} diverged, "
           f"{s.get('failed', 0)} failed, {report['missing']} missing")  # fmt: skip
+
+
+def cmd_compare(args) -> None:
+    from bench.report.compare import compare_text
+    from bench.report.frame import cells_frame
+
+    sweep, store = _load(args)
+    configs = {c["id"]: c["config"] for c in sweep.cells}
+    cells = cells_frame([r for r in store.records() if r.get("id") in configs], configs)
+    order = [list(dict.fromkeys(x)) for x in zip(*((c["method"], c["dataset"]) for c in configs.values()))]
+    metrics = list(dict.fromkeys(m for c in configs.values() for m in c["metrics"]))
+    print(compare_text(cells, args.baseline, order[0], order[1], metrics), end="")
 
 
 if __name__ == "__main__":

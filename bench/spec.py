@@ -13,6 +13,9 @@ A sweep is one YAML file::
       dataset: {digits: {budget: {steps: 800}}}
       method: {wgan-gp: {hp: {gp_weight: 5}, optimizer: {lr_d: 2e-4}}}
     executor: {name: local, workers: 2}
+    reference:                        # what papers printed, shown beside ours
+      - {row: gan, dataset: fashion-mnist, imbalance: 1, metric: inception_fid,
+         value: 10.6, source: "paper, table, setting", budget: paper}
 
 Precedence, lowest first: the method's paper defaults and the harness
 defaults for the dataset's kind, then `defaults`, then `overrides.dataset`,
@@ -96,7 +99,7 @@ RANGES: dict[str, Range] = {
     "executor.cells_per_job": Range(0, MAX_CELLS),
 }
 
-TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets")
+TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets", "reference")
 SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "eval_repeats", "log_every", "checkpoint_every")
 METHOD_SETTING_KEYS = SETTING_KEYS + ("hp",)
 EXECUTOR_KEYS = ("name", "workers", "cells_per_job", "profile")
@@ -117,6 +120,7 @@ class Sweep:
     plugin_dirs: list[str] = field(default_factory=list)
     description: str = ""
     budget: str | None = None  # the `budgets:` profile merged in, if any
+    references: list[dict] = field(default_factory=list)  # `reference:` entries, what the papers printed
 
 
 def cell_id(config: dict) -> str:
@@ -277,6 +281,7 @@ def load_sweep(
         plugin_dirs=plugin_dirs,
         description=description,
         budget=budget,
+        references=_references(raw.get("reference", []), profiles, check),
     )
 
 
@@ -527,6 +532,39 @@ def _dataset_options(name: str, dataset: type, options: dict, by_dataset: dict, 
         elif value != dataset.options[k].default:
             settings[k] = value
     return settings, paths
+
+
+REFERENCE_KEYS = ("row", "dataset", "imbalance", "metric", "value", "source", "budget")
+
+
+def _references(value: Any, profiles: dict, check: _Checker) -> list[dict]:
+    """Validate `reference:`: what a paper printed for (row, dataset, imbalance, metric), with its source."""
+    if not isinstance(value, list):
+        check.fail("reference", f"must be a list of entries {{row, dataset, imbalance, metric, value, source}}, got {_type(value)}")
+    out, seen = [], {}
+    for i, entry in enumerate(value):
+        key = f"reference[{i}]"
+        check.mapping(entry, key, REFERENCE_KEYS)
+        for required in REFERENCE_KEYS[:-1]:
+            if required not in entry:
+                check.fail(f"{key}.{required}", "is required (an entry names row, dataset, imbalance, metric, value, source)")
+        for axis, registry in (("row", METHODS), ("dataset", DATASETS), ("metric", METRICS)):
+            if not isinstance(entry[axis], str) or entry[axis] not in registry:
+                check.fail(f"{key}.{axis}", registry.unknown_message(entry[axis]))
+        rho = check.ranged(entry["imbalance"], f"{key}.imbalance", RANGES["imbalance"])
+        check.ranged(entry["value"], f"{key}.value", Range(-math.inf, math.inf, integer=False))
+        if not isinstance(entry["source"], str) or not entry["source"].strip():
+            check.fail(f"{key}.source", "must name where the number is printed (paper, table, setting)")
+        if "budget" in entry and entry["budget"] not in profiles:
+            known = ", ".join(map(str, profiles)) or "none (the sweep has no `budgets:` section)"
+            check.fail(f"{key}.budget", f"no budget profile {entry['budget']!r}; the sweep has: {known}")
+        ref = {**entry, "imbalance": int(rho) if float(rho).is_integer() else float(rho), "value": float(entry["value"])}
+        ident = (ref["row"], ref["dataset"], ref["imbalance"], ref["metric"], ref.get("budget"))
+        if ident in seen:
+            check.fail(key, f"repeats reference[{seen[ident]}] (same row, dataset, imbalance, metric and budget)")
+        seen[ident] = i
+        out.append(ref)
+    return out
 
 
 def _executor(value: Any, check: _Checker) -> dict:

@@ -96,7 +96,7 @@ def test_report_has_rows_columns_and_files(tiny):
     assert row["mean"] == pytest.approx(fid["metrics"]["classifier_fid"])
     assert "\\begin{tabular}" in (out / "leaderboard.tex").read_text()
     page = (out / "leaderboard.html").read_text()
-    assert "<td>lsgan</td>" in page and "<img src='ring.png'" in page
+    assert "<td class='l'>lsgan</td>" in page and "<img src='data:image/png;base64," in page
     for name in ("ring.png", "digits.png"):
         assert (out / name).stat().st_size > 1000
 

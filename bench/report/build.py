@@ -1,68 +1,255 @@
-"""Build results/<sweep>/: leaderboard.md, .html, .csv, .tex, cells.csv, <dataset>.png."""
+"""Build results/<sweep>/: leaderboard.md, .html, .csv, .tex, cells.csv, <dataset>.png.
+
+Reads every record of the sweep's current cells (records of cells no longer
+in the sweep file are counted and left out) and whatever each cell folder
+holds (samples.png, losses.csv). Works on records written before the
+device, step-count and eval_repeats fields existed.
+"""
 
 from __future__ import annotations
 
-import tempfile
+import math
+import os
 from collections import Counter
 from pathlib import Path
 
-from bench.report.frame import cells_frame, summary_frame
-from bench.report.html import to_html
-from bench.report.plots import plot_dataset
-from bench.report.tables import metric_tables, to_latex, to_markdown
+import pandas as pd
+
+from bench.registry import DATASETS
+from bench.report import cost, plots
+from bench.report.frame import cells_frame, device_of, metric_columns, summary_frame
+from bench.report.html import data_uri, render
+from bench.report.latex import to_latex
+from bench.report.references import applicable, compare_references, unmatched_text
+from bench.report.tables import eval_spread_rows, fmt, markdown_table, method_lines, metric_tables, ordered, to_markdown
 from bench.spec import Sweep
 from bench.store import Store, atomic_write
 
+STATUSES = ("done", "trained", "diverged", "failed", "corrupt")
 
-def write_report(sweep: Sweep, store: Store) -> dict:
+
+def cell_file(store: Store, record: dict, name: str) -> Path | None:
+    """A file a cell wrote (samples.png, losses.csv), wherever the store keeps it; None if absent.
+
+    Looked up in the record's own `files` map (paths relative to the cell
+    folder), the training run's folder when the store has one
+    (`Store.training_dir`), then the cell folder.
+    """
+    folder = store.cell_dir(record["id"])
+    candidates = []
+    if isinstance((record.get("files") or {}).get(name), str):
+        candidates.append(folder / record["files"][name])
+    if hasattr(store, "training_dir") and record.get("training_id"):
+        candidates.append(Path(store.training_dir(record["training_id"])) / name)
+    candidates.append(folder / name)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     """Write the report of every result that exists; returns paths and counts."""
-    ids = {c["id"] for c in sweep.cells}
+    configs = {c["id"]: c["config"] for c in sweep.cells}
     all_records = store.records()
-    records = [r for r in all_records if r["id"] in ids]
+    records = [r for r in all_records if r.get("id") in configs]
     stale = len(all_records) - len(records)
-    cells = cells_frame(records)
+    cells = cells_frame(records, configs)
     summary = summary_frame(cells)
-    method_order = list(dict.fromkeys(c["config"]["method"] for c in sweep.cells))
-    dataset_order = list(dict.fromkeys(c["config"]["dataset"] for c in sweep.cells))
-    metric_order = list(dict.fromkeys(m for c in sweep.cells for m in c["config"]["metrics"]))
-    tables = metric_tables(summary, method_order, dataset_order, metric_order)
+    method_order = list(dict.fromkeys(c["method"] for c in configs.values()))
+    dataset_order = list(dict.fromkeys(c["dataset"] for c in configs.values()))
+    metric_order = list(dict.fromkeys(m for c in configs.values() for m in c["metrics"]))
+    tables = metric_tables(summary, cells, method_order, dataset_order, metric_order)
+    costs = cost.cost_rows(cells, method_order, dataset_order)
+    total = cost.sweep_total(cells)
+    refs, other_budget_refs = applicable(sweep.references, sweep.budget)
+    matched, unmatched = compare_references(refs, summary)
+    reference_notes = unmatched_text(unmatched, other_budget_refs)
 
-    status = Counter(r["status"] for r in records)
-    missing = len(ids) - len(records)
+    status = Counter(r.get("status", "failed") for r in records)
+    missing = len(configs) - len(records)
     out = store.report_dir
     out.mkdir(parents=True, exist_ok=True)
 
-    summary_lines = [sweep.description.strip()] if sweep.description else []
-    summary_lines.append(
-        f"{len(ids)} cells: {status['done']} done, {status['diverged']} diverged, {status['failed']} failed, "
-        f"{missing} missing (not yet run or still running)."
-    )
+    intro = [sweep.description.strip()] if sweep.description else []
+    counts = f"{len(configs)} cells: " + ", ".join(f"{status[s]} {s}" for s in STATUSES if status[s] or s in ("done", "diverged", "failed"))
+    counts += f", {missing} missing (not yet run or still running)."
     if stale:
-        summary_lines.append(f"{stale} results of cells no longer in the sweep file are left out.")
-    summary_lines.append("Entries: mean ± std over training seeds (number of seeds); best per column in bold.")
-    plots = []
+        counts += f" {stale} results of cells no longer in the sweep file are left out."
+    how = method_lines(tables) + cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
+    if sweep.budget:
+        intro.append(f"Budget profile: {sweep.budget}.")
+
+    plot_files = _dataset_plots(summary, sweep, tables, dataset_order, method_order, matched, out)
+    markdown = [f"# Leaderboard: {sweep.name}", "", *(line + "\n" for line in intro), counts + "\n", *(line + "\n" for line in how)]
+    markdown.append(to_markdown(tables) if tables else "No finished cells yet.\n")
+    markdown += _markdown_extras(costs, matched, reference_notes, eval_spread_rows(tables))
+    markdown += [f"![{p.stem}]({p.name})" for p in plot_files]
+    atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
+
+    page = _page(sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how,
+                 status, missing, method_order, dataset_order)  # fmt: skip
+    atomic_write(out / "leaderboard.html", render(page))
+    atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
+    atomic_write(out / "leaderboard.tex", to_latex(tables, combined=latex == "combined"))
+    atomic_write(out / "cells.csv", cells.to_csv(index=False))
+    return {"dir": out, "leaderboard": out / "leaderboard.md", "page": out / "leaderboard.html", "plots": plot_files,
+            "status": dict(status), "missing": missing, "total": len(configs)}  # fmt: skip
+
+
+def _dataset_plots(summary, sweep, tables, dataset_order, method_order, matched, out: Path) -> list[Path]:
+    """One <dataset>.png for the Markdown: the dataset's first metric against ρ, with intervals."""
+    written = []
     for dataset in dataset_order:
         headline = next((c["config"]["metrics"][0] for c in sweep.cells if c["config"]["dataset"] == dataset), None)
-        png = out / f"{dataset}.png"
-        if headline and _atomic_plot(summary, dataset, headline, method_order, png):
-            plots.append(png)
-    title = f"Leaderboard: {sweep.name}"
-    markdown = [f"# {title}", "", *(line + "\n" for line in summary_lines)]
-    markdown.append(to_markdown(tables) if tables else "No finished cells yet.\n")
-    markdown += [f"![{p.stem}]({p.name})" for p in plots]
-    atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
-    atomic_write(out / "leaderboard.html", to_html(title, summary_lines, tables, [p.name for p in plots]))
-    atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
-    atomic_write(out / "leaderboard.tex", to_latex(tables))
-    atomic_write(out / "cells.csv", cells.to_csv(index=False))
-    return {"dir": out, "leaderboard": out / "leaderboard.md", "plots": plots, "status": dict(status),
-            "missing": missing, "total": len(ids)}  # fmt: skip
+        png = plots.metric_plot(summary, dataset, headline, method_order, matched) if headline else None
+        if png:
+            atomic_write(out / f"{dataset}.png", png)
+            written.append(out / f"{dataset}.png")
+    return written
 
 
-def _atomic_plot(summary, dataset, metric, method_order, path: Path) -> bool:
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        tmp = Path(scratch) / path.name
-        if not plot_dataset(summary, dataset, metric, method_order, tmp):
-            return False
-        atomic_write(path, tmp.read_bytes())  # with the process's umask, as every file of the store
-        return True
+def _markdown_extras(costs, matched, reference_notes, spread) -> list[str]:
+    parts = []
+    if costs:
+        parts.append("### Budget and cost\n")
+        parts.append(markdown_table(
+            ["dataset", "method", "G steps", "D steps / G step", "train / cell", "eval / cell", "cells", "device"],
+            [[r["dataset"], r["method"], r["g_steps"], r["d_per_g"] + ("" if r["counted"] else "*"), cost.seconds(r["train_s"]),
+              cost.seconds(r["eval_s"]), str(r["n"]), r["device"]] for r in costs]))  # fmt: skip
+    if matched or reference_notes:
+        parts.append("### What the papers printed\n")
+        if matched:
+            parts.append(markdown_table(
+                ["row", "dataset", "ρ", "metric", "paper", "ours (95% interval)", "ours − paper", "", "source"],
+                [[r["row"], r["dataset"], f"{r['imbalance']:g}", r["metric"], fmt(r["value"]),
+                  f"{fmt(r['mean'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if r["has_interval"] else f"{fmt(r['mean'])} (n={r['n']})",
+                  f"{r['diff']:+.3g}", "⚠ outside our interval" if r["outside"] else "", r["source"]] for r in matched]))  # fmt: skip
+        parts += [line + "\n" for line in reference_notes]
+    if spread:
+        parts.append("### Evaluation spread (seed sd vs evaluation sd)\n")
+        parts.append(markdown_table(["metric", "method", "column", "seed sd", "evaluation sd", "k", "seeds"],
+                                    [[r["metric"], r["method"], r["column"], fmt(r["seed_sd"]), fmt(r["eval_sd"]),
+                                      str(r["k"]), str(r["n"])] for r in spread]))  # fmt: skip
+    return parts
+
+
+def _record_link(store: Store, cell_id: str) -> str:
+    return Path(os.path.relpath(store.cell_dir(cell_id) / "result.json", store.report_dir)).as_posix()
+
+
+def _page(sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how, status,
+          missing, method_order, dataset_order) -> dict:  # fmt: skip
+    by_id = {r["id"]: r for r in records}
+    done = cells[cells["status"] == "done"].sort_values(["seed"])
+    datasets = []
+    for dataset in ordered(cells["dataset"].unique(), dataset_order):
+        d_cells = done[done["dataset"] == dataset]
+        columns = sorted({c for t in tables for c in t["columns"] if c[0] == dataset}, key=lambda c: c[1])
+        d_tables = [t for t in tables if any(c[0] == dataset for c in t["columns"])]
+        metrics = [t["metric"] for t in d_tables]
+        plot_uris = [(m, data_uri(png)) for m in metrics
+                     if (png := plots.metric_plot(summary, dataset, m, method_order, matched))]  # fmt: skip
+        samples, logs = [], {}
+        for method in ordered(d_cells["method"].unique(), method_order):
+            m_cells = d_cells[d_cells["method"] == method]
+            for rho, group in m_cells.groupby("imbalance", sort=True):
+                first = by_id[group.iloc[0]["id"]]
+                picture = cell_file(store, first, "samples.png")
+                samples.append({"method": method, "imbalance": rho, "seed": int(group.iloc[0]["seed"]),
+                                "uri": data_uri(picture.read_bytes()) if picture else None,
+                                "link": _record_link(store, first["id"])})  # fmt: skip
+            # Loss curves of the row at its largest ρ (the hardest setting), every seed.
+            hardest = m_cells[m_cells["imbalance"] == m_cells["imbalance"].max()]
+            logs[method] = [log for cid in hardest["id"] if (log := _loss_log(store, by_id[cid])) is not None]
+        loss_png = plots.loss_plot(logs, ordered(logs, method_order))
+        datasets.append({"name": dataset, "columns": columns, "tables": d_tables, "plots": plot_uris,
+                         "cost": [r for r in costs if r["dataset"] == dataset],
+                         "budget_notes": [n for n in cost.budget_notes([r for r in costs if r["dataset"] == dataset])],
+                         "samples": samples, "pixelated": DATASETS.get(dataset).kind == "images" if dataset in DATASETS else False, "loss_plot": data_uri(loss_png) if loss_png else None,
+                         "class_plots": _class_plots(d_cells, by_id, method_order, dataset)})  # fmt: skip
+    cell_rows = [{"id": r["id"], "method": r["method"], "dataset": r["dataset"], "imbalance": r["imbalance"],
+                  "seed": r["seed"], "status": r["status"], "train_s": r["train_s"], "eval_s": r["eval_s"],
+                  "device": r["device_name"], "link": _record_link(store, r["id"]),
+                  "metrics": by_id[r["id"]].get("metrics") or {}} for r in cells.to_dict("records")]  # fmt: skip
+    chips = [("done" if s == "done" else "bad" if s in ("failed", "corrupt", "diverged") else "", f"{status[s]} {s}")
+             for s in STATUSES if status[s]] + [("", f"{missing} missing")] * bool(missing)  # fmt: skip
+    chips.append(("", f"compute: {cost.seconds(total['total'])}"))
+    return {"title": f"Leaderboard: {sweep.name}", "intro": intro, "how": how, "chips": chips, "datasets": datasets,
+            "references": matched, "reference_notes": reference_notes,
+            "papers_present": bool(matched or reference_notes), "eval_spread": eval_spread_rows(tables),
+            "total": f"The sweep so far: {cost.total_text(total)}.", "environment": _environment(records),
+            "cells": sorted(cell_rows, key=lambda c: (_index(dataset_order, c["dataset"]), _index(method_order, c["method"]),
+                                                     c["imbalance"], c["seed"])),
+            "metrics": metric_columns(cells)}  # fmt: skip
+
+
+def _index(order: list, value) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def _loss_log(store: Store, record: dict) -> pd.DataFrame | None:
+    path = cell_file(store, record, "losses.csv")
+    if path is None:
+        return None
+    try:
+        log = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None  # a damaged log costs its curve, not the report
+    return log if "step" in log.columns and len(log) else None
+
+
+def _class_plots(d_cells: pd.DataFrame, by_id: dict, method_order: list[str], dataset: str) -> list[tuple[str, str]]:
+    """Per ρ: training class counts beside each row's generated histogram (and per-class FID), for class data."""
+    out = []
+    for rho, group in d_cells.groupby("imbalance", sort=True):
+        recs = [by_id[cid] for cid in group["id"]]
+        counts = next(((r.get("data") or {}).get("class_counts") for r in recs
+                       if (r.get("data") or {}).get("counts_of", "classes") == "classes"), None)  # fmt: skip
+        generated, fid = {}, {}
+        for r in recs:
+            per_class = (r.get("evaluator") or {}).get("per_class") or {}
+            method = r["config"]["method"] if r.get("config") else None
+            if per_class.get("generated") and method:
+                generated.setdefault(method, []).append(per_class["generated"])
+            if per_class.get("fid_classifier") and method:
+                fid.setdefault(method, []).append(per_class["fid_classifier"])
+        long_tailed = bool(counts) and max(counts) > 1.5 * max(min(counts), 1)
+        if not counts or not (long_tailed or generated):
+            continue
+        png = plots.class_plot(counts, {m: _mean_lists(v) for m, v in generated.items()},
+                               {m: _mean_lists(v) for m, v in fid.items()}, method_order,
+                               f"{dataset}, ρ = {rho:g}: class shares (mean over seeds)")  # fmt: skip
+        if png:
+            out.append((f"{dataset} ρ={rho:g} per class", data_uri(png)))
+    return out
+
+
+def _mean_lists(lists: list[list]) -> list[float]:
+    width = max(len(v) for v in lists)
+    out = []
+    for i in range(width):
+        vals = [v[i] for v in lists if i < len(v) and isinstance(v[i], (int, float)) and math.isfinite(v[i])]
+        out.append(sum(vals) / len(vals) if vals else math.nan)
+    return out
+
+
+def _environment(records: list[dict]) -> dict:
+    """Distinct values of what ran the cells: commit, versions, devices, hosts (with counts when they differ)."""
+    fields = {"git commit": ("git_commit",), "ganbench": ("ganbench",), "python": ("python",), "torch": ("torch",),
+              "numpy": ("numpy",), "CUDA": ("cuda",), "host": ("host",)}  # fmt: skip
+    env = {}
+    for label, (key,) in fields.items():
+        values = Counter(str((r.get("environment") or {}).get(key)) for r in records if (r.get("environment") or {}).get(key))
+        if values:
+            env[label] = _counted(values)
+    devices = Counter(" · ".join(dict.fromkeys(device_of(r))) for r in records)
+    if devices:
+        env["device"] = _counted(devices)
+    finished = sorted(r["finished_at"] for r in records if r.get("finished_at"))
+    if finished:
+        env["finished"] = f"{finished[0]} … {finished[-1]}" if len(finished) > 1 else finished[0]
+    return env or {"records": "none yet"}
+
+
+def _counted(values: Counter) -> str:
+    if len(values) == 1:
+        return next(iter(values))
+    return "; ".join(f"{v} ({n} cells)" for v, n in values.most_common())

@@ -1,37 +1,112 @@
-"""Result records -> pandas: one row per cell, then mean ± std over seeds."""
+"""Result records -> pandas: one row per cell, then the per-column summary over seeds.
+
+Records written before a field existed still report: a missing device is
+"unknown", missing generator / discriminator step counts fall back to the
+configured budget (and are marked as configured, not counted), a missing
+`eval_repeats` means one evaluation.
+"""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
 from bench.registry import METRICS
+from bench.report.stats import pooled_sd, t_interval
 
 KEYS = ["method", "dataset", "imbalance"]
+CELL_COLUMNS = ["id", "method", "dataset", "imbalance", "seed", "status", "training_id", "device", "device_name",
+                "train_s", "eval_s", "train_reused", "g_steps", "d_steps", "d_counted"]  # fmt: skip
+SUMMARY_COLUMNS = [*KEYS, "metric", "label", "direction", "mean", "std", "n", "ci_low", "ci_high", "eval_sd", "eval_k"]
 
 
-def cells_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per cell: the matrix axes, status, and every metric."""
+def device_of(record: dict) -> tuple[str, str]:
+    """(kind, name) of the device that ran a cell: ("cuda", "NVIDIA H100 ..."), ("cpu", model) or "unknown"."""
+    env = record.get("environment") or {}
+    kind = env.get("device") or "unknown"
+    name = env.get("device_name")
+    if not name and kind == "cuda" and isinstance(env.get("cuda"), str):
+        name = env["cuda"]  # records before issue 9 kept the GPU's name under environment.cuda
+    return kind, name or kind
+
+
+def _steps(record: dict, config: dict) -> tuple[float, float, bool]:
+    """(generator steps, discriminator steps, whether D's were counted rather than configured)."""
+    info = record.get("method_info") or {}
+    g = info.get("g_updates", (record.get("train") or {}).get("steps", config.get("budget", {}).get("steps")))
+    if "d_updates" in info:
+        return g, info["d_updates"], True
+    d_per_g = (config.get("optimizer") or {}).get("d_steps")
+    return g, (g * d_per_g if g is not None and d_per_g is not None else None), False
+
+
+def _eval_spread(record: dict) -> dict:
+    """Per metric: (sd over the k evaluations of this cell, k) from `eval_repeats`."""
+    repeats = record.get("eval_repeats") or []
+    out = {}
+    for name in {m for r in repeats for m in (r.get("metrics") or {})}:
+        values = [r["metrics"][name] for r in repeats if isinstance((r.get("metrics") or {}).get(name), (int, float))]
+        values = [v for v in values if math.isfinite(v)]
+        if len(values) >= 2:
+            out[name] = (float(pd.Series(values).std(ddof=1)), len(values))
+    return out
+
+
+def cells_frame(records: list[dict], configs: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per cell: axes, status, cost, budget and every metric.
+
+    `configs` (cell id -> config, from the sweep file) stands in for a record
+    whose own config is missing (a damaged result).
+    """
     rows = []
     for r in records:
-        c = r["config"]
+        c = r.get("config") or (configs or {}).get(r["id"])
+        if c is None:
+            continue
+        timings = r.get("timings") or {}
+        kind, name = device_of(r)
+        g, d, counted = _steps(r, c)
         row = {"id": r["id"], "method": c["method"], "dataset": c["dataset"], "imbalance": c["imbalance"],
-               "seed": c["seed"], "status": r["status"]}  # fmt: skip
-        row.update({f"metric:{k}": v for k, v in r.get("metrics", {}).items()})
+               "seed": c["seed"], "status": r.get("status", "failed"), "training_id": r.get("training_id", r["id"]),
+               "device": kind, "device_name": name, "train_s": timings.get("train_s", math.nan),
+               "eval_s": timings.get("sample_s", 0.0) + timings.get("eval_s", math.nan),
+               "train_reused": bool(timings.get("train_reused", False)),
+               "g_steps": g, "d_steps": d, "d_counted": counted}  # fmt: skip
+        row.update({f"metric:{k}": v for k, v in (r.get("metrics") or {}).items()})
+        for k, (sd, n) in _eval_spread(r).items():
+            row[f"evalsd:{k}"], row[f"evalk:{k}"] = sd, n
         rows.append(row)
-    return pd.DataFrame(rows, columns=["id", "method", "dataset", "imbalance", "seed", "status"] if not rows else None)
+    return pd.DataFrame(rows, columns=CELL_COLUMNS if not rows else None)
+
+
+def metric_columns(cells: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("metric:") for c in cells.columns if c.startswith("metric:")]
+
+
+def seed_values(cells: pd.DataFrame, metric: str) -> dict:
+    """(method, dataset, imbalance) -> the finished cells' values of one metric, one per seed."""
+    done = cells[cells["status"] == "done"]
+    col = f"metric:{metric}"
+    if col not in done.columns:
+        return {}
+    done = done.dropna(subset=[col])
+    return {key: list(group[col]) for key, group in done.groupby(KEYS, sort=False)}
 
 
 def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """Long form: method, dataset, imbalance, metric, label, direction, mean, std, n."""
-    done = cells[cells["status"] == "done"]
-    metric_cols = [c for c in cells.columns if c.startswith("metric:")]
-    if done.empty or not metric_cols:
-        return pd.DataFrame(columns=[*KEYS, "metric", "label", "direction", "mean", "std", "n"])
-    long = done.melt(id_vars=KEYS + ["seed"], value_vars=metric_cols, var_name="metric", value_name="value")
-    long = long.dropna(subset=["value"])
-    long["metric"] = long["metric"].str.removeprefix("metric:")
-    agg = long.groupby(KEYS + ["metric"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
-    agg = agg.rename(columns={"count": "n"})
-    agg["label"] = agg["metric"].map(lambda m: METRICS.get(m).label)
-    agg["direction"] = agg["metric"].map(lambda m: METRICS.get(m).direction)
-    return agg[[*KEYS, "metric", "label", "direction", "mean", "std", "n"]]
+    """Long form, one row per (method, dataset, ρ, metric): mean, std, n, 95% interval, evaluation spread."""
+    out = []
+    for metric in metric_columns(cells):
+        done = cells[(cells["status"] == "done")].dropna(subset=[f"metric:{metric}"])
+        for (method, dataset, rho), group in done.groupby(KEYS, sort=False):
+            values = list(group[f"metric:{metric}"])
+            ci = t_interval(values)
+            sds = group.get(f"evalsd:{metric}", pd.Series(math.nan, index=group.index))
+            ks = group.get(f"evalk:{metric}", pd.Series(math.nan, index=group.index)).fillna(1)
+            out.append({"method": method, "dataset": dataset, "imbalance": rho, "metric": metric,
+                        "label": METRICS.get(metric).label, "direction": METRICS.get(metric).direction,
+                        "mean": ci.mean, "std": float(pd.Series(values).std(ddof=1)) if len(values) > 1 else math.nan,
+                        "n": ci.n, "ci_low": ci.low, "ci_high": ci.high,
+                        "eval_sd": pooled_sd(list(sds), list(ks)), "eval_k": int(ks.max()) if len(ks) else 1})  # fmt: skip
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

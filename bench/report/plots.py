@@ -1,36 +1,159 @@
-"""One PNG per dataset: its headline metric against ρ, a line per method."""
+"""The report's pictures, as PNG bytes (written to files for the Markdown, embedded in the page).
+
+- `metric_plot`: a metric against ρ, a line per method, bars = 95% interval
+  over seeds (a point-range per method when the sweep has one ρ), the
+  papers' values as crosses;
+- `loss_plot`: the loss log of each row (losses.csv), one panel per row;
+- `class_plot`: per-class training counts beside each row's generated class
+  histogram, and per-class FID when the metrics recorded it.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
+import math
 
 import pandas as pd
 
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
-def plot_dataset(summary: pd.DataFrame, dataset: str, metric: str, method_order: list[str], path: Path) -> bool:
+
+def colors(methods: list[str]) -> dict[str, str]:
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+                         "grid.alpha": 0.3, "font.size": 9, "axes.titlesize": 10, "legend.frameon": False})  # fmt: skip
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def metric_plot(summary: pd.DataFrame, dataset: str, metric: str, method_order: list[str],
+                references: list[dict] = ()) -> bytes | None:  # fmt: skip
     data = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)]
     if data.empty:
-        return False
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+        return None
+    plt = _pyplot()
     methods = [m for m in method_order if m in set(data["method"])] + sorted(set(data["method"]) - set(method_order))
-    for m in methods:
-        d = data[data["method"] == m].sort_values("imbalance")
-        ax.errorbar(d["imbalance"], d["mean"], yerr=d["std"].fillna(0), marker="o", capsize=3, label=m)
-    if data["imbalance"].nunique() > 1 and data["imbalance"].max() / data["imbalance"].min() >= 10:
-        ax.set_xscale("log")
-    ax.set_xticks(sorted(data["imbalance"].unique()))
-    ax.set_xticklabels([f"{r:g}" for r in sorted(data["imbalance"].unique())])
+    color = colors(methods)
+    rhos = sorted(data["imbalance"].unique())
     arrow = "↓" if data["direction"].iloc[0] == "lower" else "↑"
-    ax.set_xlabel("imbalance factor ρ")
-    ax.set_ylabel(f"{data['label'].iloc[0]} {arrow}")
-    ax.set_title(f"{dataset}: mean ± std over seeds")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    refs = [r for r in references if r["dataset"] == dataset and r["metric"] == metric and r["row"] in methods]
+    low, high = data["ci_low"].fillna(data["mean"]).min(), data["ci_high"].fillna(data["mean"]).max()
+    span = max(high - low, abs(high) * 0.1, 1e-12)
+    off_scale = [r for r in refs if not (low - 3 * span <= r["value"] <= high + 3 * span)]
+    refs = [r for r in refs if r not in off_scale]  # a far-away paper value would flatten our data to a line
+    if len(rhos) == 1:
+        fig, ax = plt.subplots(figsize=(5.0, 0.4 * len(methods) + 1.2))
+        for i, m in enumerate(methods):
+            row = data[data["method"] == m].iloc[0]
+            err = [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]] if row["n"] > 1 else None
+            ax.errorbar([row["mean"]], [i], xerr=err, fmt="o", color=color[m], capsize=3)
+        for r in refs:
+            ax.plot([r["value"]], [methods.index(r["row"])], "x", color="black", ms=7, label="paper")
+        ax.set_yticks(range(len(methods)))
+        ax.set_yticklabels(methods)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{data['label'].iloc[0]} {arrow}")
+        ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}, ρ = {rhos[0]:g}: mean, 95% interval")
+    else:
+        fig, ax = plt.subplots(figsize=(5.0, 3.3))
+        for m in methods:
+            d = data[data["method"] == m].sort_values("imbalance")
+            low = (d["mean"] - d["ci_low"]).fillna(0)
+            high = (d["ci_high"] - d["mean"]).fillna(0)
+            ax.errorbar(d["imbalance"], d["mean"], yerr=[low, high], marker="o", capsize=3, label=m, color=color[m])
+        for r in refs:
+            ax.plot([r["imbalance"]], [r["value"]], "x", color=color[r["row"]], ms=8, mew=2)
+        if rhos[-1] / rhos[0] >= 10:
+            ax.set_xscale("log")
+        ax.set_xticks(rhos)
+        ax.set_xticklabels([f"{r:g}" for r in rhos])
+        ax.minorticks_off()
+        ax.set_xlabel("imbalance factor ρ")
+        ax.set_ylabel(f"{data['label'].iloc[0]} {arrow}")
+        ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}: mean, 95% interval" + (" (× paper)" if refs else ""))
+    if off_scale:
+        ax.annotate("paper: " + ", ".join(f"{r['row']} {r['value']:.3g}" for r in off_scale) + " (off scale)",
+                    xy=(0.01, 0.01), xycoords="axes fraction", fontsize=7, color="#555")  # fmt: skip
+        ax.legend(fontsize=8, ncol=2 if len(methods) > 5 else 1)
+    if refs and len(rhos) == 1:
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[:1], labels[:1], fontsize=8)
+    return _png(fig)
+
+
+def loss_plot(logs: dict[str, list[pd.DataFrame]], method_order: list[str]) -> bytes | None:
+    """logs: row -> one loss log per seed (columns: step and one per logged term)."""
+    methods = [m for m in method_order if logs.get(m)]
+    if not methods:
+        return None
+    plt = _pyplot()
+    ncols = min(4, len(methods))
+    nrows = math.ceil(len(methods) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.3 * nrows), squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.flat, methods):
+        terms = [c for c in logs[m][0].columns if c != "step"]
+        for j, term in enumerate(terms):
+            for k, log in enumerate(logs[m]):
+                if term in log:
+                    ax.plot(log["step"], log[term], color=PALETTE[j % len(PALETTE)], lw=1.2 if k == 0 else 0.6,
+                            alpha=1.0 if k == 0 else 0.45, label=term if k == 0 else None)  # fmt: skip
+        ax.set_title(m)
+        ax.set_xlabel("generator step")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def class_plot(counts: list[int], generated: dict[str, list[float]], fid: dict[str, list[float]],
+               method_order: list[str], title: str) -> bytes | None:  # fmt: skip
+    """Training share per class (grey) beside each row's generated share; per-class FID below when present."""
+    if not counts:
+        return None
+    plt = _pyplot()
+    methods = [m for m in method_order if m in generated]
+    color = colors([m for m in method_order])
+    fid_methods = [m for m in method_order if m in fid]
+    nrows = 2 if fid_methods else 1
+    fig, axes = plt.subplots(nrows, 1, figsize=(6.4, 2.6 * nrows), squeeze=False)
+    ax = axes[0][0]
+    classes = list(range(len(counts)))
+    width = 0.8 / (1 + len(methods))
+    total = sum(counts) or 1
+    ax.bar([c - 0.4 + width / 2 for c in classes], [n / total for n in counts], width, color="#999", label="training data")
+    for i, m in enumerate(methods):
+        hist = generated[m]
+        s = sum(hist) or 1
+        ax.bar([c - 0.4 + width * (i + 1.5) for c in classes], [h / s for h in hist], width, color=color[m], label=m)
+    ax.set_xticks(classes)
+    ax.set_ylabel("share of samples")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    if fid_methods:
+        ax = axes[1][0]
+        for m in fid_methods:
+            values = [math.nan if v is None else v for v in fid[m]]
+            ax.plot(classes[: len(values)], values, marker="o", color=color[m], label=m)
+        ax.set_xticks(classes)
+        ax.set_xlabel("class (0 = most frequent)")
+        ax.set_ylabel("per-class FID ↓")
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        ax.set_xlabel("class (0 = most frequent)")
+    return _png(fig)

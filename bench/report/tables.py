@@ -1,91 +1,134 @@
 """Leaderboard tables: rows = methods, columns = dataset × ρ, one table per metric.
 
-Each entry is mean ± std over training seeds with n; the best mean in each
-column is bold; the header arrow gives the direction (↓ lower is better).
+Each entry is the mean over training seeds ± the half-width of its 95%
+t-interval, with n; bold marks every row not significantly worse than the
+column's best (bench/report/stats.py); the header arrow gives the direction
+(↓ lower is better). Markdown here; the page is bench/report/html.py and
+the paper tables bench/report/latex.py.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.report.frame import seed_values
+from bench.report.stats import INTERVAL_METHOD, TEST_METHOD, ColumnMarks, mark_column
+
 ARROW = {"lower": "↓", "higher": "↑"}
-TEX_ARROW = {"lower": r"$\downarrow$", "higher": r"$\uparrow$"}
 
 
-def _fmt(x: float) -> str:
-    if isinstance(x, float) and math.isnan(x):
+@dataclass(frozen=True)
+class Entry:
+    mean: float
+    low: float
+    high: float
+    n: int
+    std: float
+    eval_sd: float
+    eval_k: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     return f"{x:.3g}"
 
 
-def metric_tables(summary: pd.DataFrame, method_order: list[str], dataset_order: list[str], metric_order: list[str]) -> list[dict]:
-    """One dict per metric: label, direction, columns [(dataset, rho)], rows {method: {col: (mean, std, n)}}, best."""
+def ordered(values, order: list) -> list:
+    """`values` in the sweep's order, unknown ones after it (sorted)."""
+    values = set(values)
+    return [v for v in order if v in values] + sorted(values - set(order), key=str)
+
+
+def metric_tables(summary: pd.DataFrame, cells: pd.DataFrame, method_order: list[str], dataset_order: list[str],
+                  metric_order: list[str]) -> list[dict]:  # fmt: skip
+    """One dict per metric: metric, label, direction, columns [(dataset, ρ)], rows {method: {col: Entry}},
+    marks {col: ColumnMarks}, unmarked {col: reason}."""
     tables = []
-    for metric, group in summary.groupby("metric", sort=False):
+    for metric in ordered(summary["metric"].unique(), metric_order):
+        group = summary[summary["metric"] == metric]
         direction = group["direction"].iloc[0]
         cols = sorted({(d, r) for d, r in zip(group["dataset"], group["imbalance"])},
-                      key=lambda c: (dataset_order.index(c[0]) if c[0] in dataset_order else 99, c[1]))  # fmt: skip
-        methods = [m for m in method_order if m in set(group["method"])]
-        methods += sorted(set(group["method"]) - set(methods))
-        rows = {m: {} for m in methods}
+                      key=lambda c: (dataset_order.index(c[0]) if c[0] in dataset_order else len(dataset_order), c[1]))  # fmt: skip
+        rows = {m: {} for m in ordered(group["method"].unique(), method_order)}
         for rec in group.itertuples():
-            rows[rec.method][(rec.dataset, rec.imbalance)] = (rec.mean, rec.std, rec.n)
-        best = {}
-        for col in cols:
-            means = {m: rows[m][col][0] for m in methods if col in rows[m] and not math.isnan(rows[m][col][0])}
-            if means:
-                pick = min if direction == "lower" else max
-                target = pick(means.values())
-                best[col] = {m for m, v in means.items() if v == target}
-        tables.append({"metric": metric, "label": group["label"].iloc[0], "direction": direction,
-                       "columns": cols, "rows": rows, "best": best})  # fmt: skip
-    return sorted(tables, key=lambda t: metric_order.index(t["metric"]) if t["metric"] in metric_order else len(metric_order))
+            rows[rec.method][(rec.dataset, rec.imbalance)] = Entry(rec.mean, rec.ci_low, rec.ci_high, rec.n, rec.std,
+                                                                   rec.eval_sd, rec.eval_k)  # fmt: skip
+        values = seed_values(cells, metric)
+        marks = {col: mark_column({m: values.get((m, *col), []) for m in rows}, direction) for col in cols}
+        tables.append({"metric": metric, "label": group["label"].iloc[0], "direction": direction, "columns": cols,
+                       "rows": rows, "marks": marks,
+                       "unmarked": {col: mk.reason for col, mk in marks.items() if mk.reason}})  # fmt: skip
+    return tables
 
 
-def entry_text(table: dict, method: str, col, bold: tuple[str, str], pm: str, escape=str) -> str:
-    """'mean ± std (n)' for one table entry, in bold when it is the column's best."""
-    if col not in table["rows"][method]:
+def is_marked(table: dict, method: str, col) -> bool:
+    marks: ColumnMarks = table["marks"].get(col)
+    return bool(marks) and method in marks.marked
+
+
+def entry_text(table: dict, method: str, col, pm: str = "±") -> str:
+    """'mean ± half-width (n)'; only the mean with one seed."""
+    e: Entry | None = table["rows"][method].get(col)
+    if e is None:
         return ""
-    mean, std, n = table["rows"][method][col]
-    text = escape(f"{_fmt(mean)} {pm} {_fmt(std)} ({n})")
-    return f"{bold[0]}{text}{bold[1]}" if method in table["best"].get(col, ()) else text
+    if e.n < 2:
+        return f"{fmt(e.mean)} (1)"
+    return f"{fmt(e.mean)} {pm} {fmt(e.half_width)} ({e.n})"
+
+
+def method_lines(tables: list[dict]) -> list[str]:
+    """What the entries and the bold mean, for a table header."""
+    lines = [f"Entries: the {INTERVAL_METHOD}; (n) = number of seeds.",
+             f"Bold: not significantly worse than the column's best: {TEST_METHOD}."]  # fmt: skip
+    unmarked = sorted({(d, r) for t in tables for (d, r) in t["unmarked"]}, key=str)
+    if unmarked:
+        cols = ", ".join(f"{d} ρ={r}" for d, r in unmarked)
+        lines.append(f"Not marked ({cols}): a row there has fewer than 2 seeds, and a test needs at least 2 per row.")
+    return lines
+
+
+def column_header(col) -> str:
+    return f"{col[0]} ρ={col[1]:g}"
 
 
 def to_markdown(tables: list[dict]) -> str:
     out = []
     for t in tables:
         out.append(f"### {t['label']} {ARROW[t['direction']]}  (`{t['metric']}`)\n")
-        header = ["method"] + [f"{d} ρ={r}" for d, r in t["columns"]]
+        header = ["method"] + [column_header(c) for c in t["columns"]]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "---|" * len(header))
         for m in t["rows"]:
-            cells = [entry_text(t, m, c, ("**", "**"), "±") for c in t["columns"]]
+            cells = []
+            for c in t["columns"]:
+                text = entry_text(t, m, c)
+                cells.append(f"**{text}**" if text and is_marked(t, m, c) else text)
             out.append("| " + " | ".join([m, *cells]) + " |")
         out.append("")
     return "\n".join(out)
 
 
-def _tex_escape(s: str) -> str:
-    return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
-
-
-def to_latex(tables: list[dict]) -> str:
-    out = ["% Generated by ganbench report; needs \\usepackage{booktabs}."]
+def eval_spread_rows(tables: list[dict]) -> list[dict]:
+    """Seed sd beside evaluation sd, for every entry evaluated more than once."""
+    rows = []
     for t in tables:
-        cols = t["columns"]
-        out.append(r"\begin{table}[t]\centering\small")
-        out.append(rf"\caption{{{_tex_escape(t['label'])} {TEX_ARROW[t['direction']]}: mean $\pm$ std over seeds (n).}}")
-        out.append(r"\begin{tabular}{l" + "c" * len(cols) + "}")
-        out.append(r"\toprule")
-        out.append("Method & " + " & ".join(rf"{_tex_escape(d)} $\rho{{=}}{r}$" for d, r in cols) + r" \\")
-        out.append(r"\midrule")
-        for m in t["rows"]:
-            cells = [entry_text(t, m, c, (r"\textbf{", "}"), r"$\pm$") for c in cols]
-            out.append(" & ".join([_tex_escape(m), *cells]) + r" \\")
-        out.append(r"\bottomrule")
-        out.append(r"\end{tabular}")
-        out.append(r"\end{table}")
-        out.append("")
-    return "\n".join(out)
+        for m, entries in t["rows"].items():
+            for col, e in entries.items():
+                if e.eval_k >= 2:
+                    rows.append({"metric": t["metric"], "method": m, "column": column_header(col), "seed_sd": e.std,
+                                 "eval_sd": e.eval_sd, "k": e.eval_k, "n": e.n})  # fmt: skip
+    return rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
