@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from bench.errors import UserError, is_machine_fault, os_error_line
@@ -163,21 +162,29 @@ def cmd_list(args) -> None:
 
 
 def cmd_plan(args) -> None:
-    from bench.slurm import cell_statuses
+    from bench.executors import cell_states
 
     sweep, store = _load(args)
-    statuses = cell_statuses(store, sweep.cells)  # queued / preempted on SLURM too
+    states = cell_states(store, sweep.cells)  # queued / preempted on SLURM too
     print(f"{'id':12s}  {'method':14s} {'dataset':12s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
+    lines = []
     for cell in sweep.cells:
         c = cell["config"]
-        print(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
-              f"{c['budget']['steps']:>6d}  {_plan_status(store, cell, statuses[cell['id']])}")  # fmt: skip
-    print(f"{len(sweep.cells)} cells in sweep {sweep.name!r}")
+        lines.append(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
+                     f"{c['budget']['steps']:>6d}  {_plan_status(store, cell, *states[cell['id']])}\n")  # fmt: skip
+    sys.stdout.writelines(lines)
+    added = sum(1 for c in sweep.cells if c.get("added_for"))
+    print(f"{len(sweep.cells)} cells in sweep {sweep.name!r}"
+          + (f", {added} of them added as upstream training runs of the rows that need them" if added else ""))  # fmt: skip
 
 
-def _plan_status(store, cell: dict, status: str) -> str:
+def _plan_status(store, cell: dict, status: str, note: str) -> str:
     if status in ("pending", "trained") and store.is_trained(cell["training_id"]):
-        return f"{status} (trained: evaluation only)"
+        status = f"{status} (trained: evaluation only)"
+    elif status == "blocked":
+        status = f"blocked ({note})"
+    if cell.get("added_for"):
+        status += f"  [upstream of {', '.join(cell['added_for'])}]"
     return status
 
 
@@ -192,20 +199,19 @@ def cmd_evaluate(args) -> int:
 def _run(args, evaluate_only: bool) -> int:
     """Run the sweep's cells that are to run: training and evaluation, or (evaluate_only) evaluation only."""
     from bench.data import dataset_for
-    from bench.dispatch import dispatch
+    from bench.executors import cell_states, counts, executor_class, to_run
     from bench.registry import METRICS
-    from bench.slurm import cell_statuses
 
     sweep, store = _load(args)
-    executor = args.executor or sweep.executor["name"]
-    profile = _profile(args, sweep, executor)
-    workers = 1 if executor == "debug" else args.workers or sweep.executor["workers"]
+    executor_name = args.executor or sweep.executor["name"]
+    profile = _profile(args, sweep, executor_name)
+    workers = 1 if executor_name == "debug" else args.workers or sweep.executor["workers"]
     cells_per_job = args.cells_per_job or sweep.executor["cells_per_job"]
     # `trained`: the training ended, the evaluation raised; scoring it again costs no training.
     # `corrupt`: a file of the cell cannot be read; the runner moves it aside and redoes what it held.
     todo_status = ("pending", "trained", "corrupt") + (("failed",) if args.retry_failed else ())
-    statuses = cell_statuses(store, sweep.cells)  # a cell queued on SLURM is not pending
-    todo = [c for c in sweep.cells if statuses[c["id"]] in todo_status]
+    states = cell_states(store, sweep.cells)  # a cell queued on SLURM is not pending
+    todo = to_run(store, sweep.cells, states, todo_status)  # with the blocked cells whose upstream trains now
     scoring_only = sum(store.is_trained(c["training_id"]) for c in todo)
     untrained = 0
     if evaluate_only:
@@ -218,11 +224,14 @@ def _run(args, evaluate_only: bool) -> int:
     if todo:
         store.check_writable()  # a results folder we cannot write to is one line here, before anything runs
     store.redo([c["id"] for c in todo])  # a result being redone counts as pending/running until its new one
-    busy = sum(s in ("running", "queued", "preempted") for s in statuses.values())
+    before = counts(states)
+    busy = before["running"] + before["queued"] + before["preempted"]
+    stuck = before["blocked"] - sum(states[c["id"]][0] == "blocked" for c in todo)
     workers_or_profile = f"profile {profile['name']}" if profile else f"{workers} workers"
-    print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy - untrained} with a "
-          f"result, {busy} running elsewhere, {len(todo)} to run on {executor} ({workers_or_profile}), "
-          f"{scoring_only} of them trained already (evaluation only)", file=sys.stderr)  # fmt: skip
+    print(f"sweep {sweep.name!r}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo) - busy - untrained - stuck} with a "
+          f"result, {busy} running elsewhere, {len(todo)} to run on {executor_name} ({workers_or_profile}), "
+          f"{scoring_only} of them trained already (evaluation only)"
+          + (f", {stuck} blocked by upstream runs that did not train" if stuck else ""), file=sys.stderr)  # fmt: skip
     if untrained:
         print(f"ganbench: {untrained} cells have no finished training run; `ganbench sweep {args.sweep}` trains them",
               file=sys.stderr)  # fmt: skip
@@ -238,26 +247,32 @@ def _run(args, evaluate_only: bool) -> int:
         for metric in sorted({m for c in todo if c["config"]["dataset"] == dataset_name for m in c["config"]["metrics"]}):
             METRICS.get(metric).prepare(dataset)
 
-    if executor == "slurm":
-        from bench.slurm import dispatch_slurm
-
-        job_errors = dispatch_slurm(todo, store, profile, todo_status, wait=not args.no_wait)
-        if args.no_wait:
-            return 0
+    kind = executor_class(executor_name)
+    if executor_name == "slurm":
+        executor = kind(store, sweep.cells, profile, todo_status)
     else:
-        job_errors = dispatch(todo, store, executor, workers, cells_per_job)
+        executor = kind(store, sweep.cells, workers, cells_per_job)
+    job_errors = executor.run(todo, wait=not args.no_wait)
+    if executor_name == "slurm" and args.no_wait:
+        return 0
     for line in job_errors:
         print(f"ganbench: {line}", file=sys.stderr)
-    counts = Counter(store.status(c["id"]) for c in sweep.cells)
+    after = cell_states(store, sweep.cells)
+    final = counts(after)
     if not args.no_report:
         write_report_and_say(sweep, store)
-    if counts["failed"]:
-        print(f"ganbench: {counts['failed']} cells failed; `ganbench status {args.sweep} --cells` shows why, "
+    if final["failed"]:
+        print(f"ganbench: {final['failed']} cells failed; `ganbench status {args.sweep} --cells` shows why, "
               f"`--retry-failed` reruns them", file=sys.stderr)  # fmt: skip
-    if counts["trained"]:
-        print(f"ganbench: {counts['trained']} cells trained but their evaluation raised; `ganbench status {args.sweep} "
+    if final["trained"]:
+        print(f"ganbench: {final['trained']} cells trained but their evaluation raised; `ganbench status {args.sweep} "
               f"--cells` shows why, `ganbench evaluate {args.sweep}` scores them again without training", file=sys.stderr)  # fmt: skip
-    return 1 if counts["failed"] or counts["trained"] or job_errors else 0
+    if final["blocked"]:
+        reasons = sorted({note for status, note in after.values() if status == "blocked"})
+        print(f"ganbench: {final['blocked']} cells are blocked: {reasons[0]}"
+              + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+              + f"; `ganbench status {args.sweep} --cells` lists them", file=sys.stderr)  # fmt: skip
+    return 1 if final["failed"] or final["trained"] or final["blocked"] or job_errors else 0
 
 
 def _profile(args, sweep, executor: str) -> dict | None:
@@ -271,16 +286,16 @@ def _profile(args, sweep, executor: str) -> dict | None:
     if not name:
         raise UserError(f"{sweep.path}: executor.profile: --executor slurm needs a cluster profile: "
                         "pass --profile NAME (slurm/NAME.yaml) or set `executor: {profile: NAME}`")  # fmt: skip
-    from bench.slurm import load_profile
+    from bench.executors.profiles import load_profile
 
     return load_profile(name, args.set)
 
 
 def cmd_cancel(args) -> None:
-    from bench.slurm import cancel
+    from bench.executors.base import executor_classes
 
     sweep, store = _load(args)
-    job_ids = cancel(store, sweep.cells)
+    job_ids = [job for kind in executor_classes() for job in kind.cancel(store, sweep.cells)]
     print(f"{sweep.name}: cancelled {len(job_ids)} SLURM jobs" + (f": {' '.join(job_ids)}" if job_ids else
                                                                  " (nothing was queued or running)"))  # fmt: skip
 
@@ -294,31 +309,30 @@ def write_report_and_say(sweep, store, latex: str = "per-metric") -> dict:
 
 
 def cmd_status(args) -> None:
-    from bench.dispatch import OCCASIONAL
-    from bench.slurm import cell_states
+    from bench.executors import cell_states, counts
+    from bench.progress import summary
 
     sweep, store = _load(args)
     states = cell_states(store, sweep.cells)  # asks SLURM about cells with a job
-    statuses = {cid: status for cid, (status, _) in states.items()}
-    counts = Counter(statuses.values())
     if args.cells or args.timings:
+        lines = []
         for cell in sweep.cells:
             c = cell["config"]
-            line = f"{cell['id']}  {c['method']:14s} {c['dataset']:12s} rho={c['imbalance']:<6g} seed={c['seed']:<3d} {statuses[cell['id']]}"
-            if states[cell["id"]][1]:
-                line += f"  [{states[cell['id']][1]}]"
-            status = statuses[cell["id"]]
+            status, note = states[cell["id"]]
+            line = f"{cell['id']}  {c['method']:14s} {c['dataset']:12s} rho={c['imbalance']:<6g} seed={c['seed']:<3d} {status}"
             if status == "corrupt":
-                line += f"  ({store.damage(cell['id'])}; the next sweep moves it aside and reruns the cell)"
+                line += f"  ({note}; the next sweep moves it aside and reruns the cell)"
+            elif note:
+                line += f"  [{note}]"
             result = store.result(cell["id"]) if status != "corrupt" else None
             if result:
                 line += _where_and_how_long(result, per_metric=args.timings)
             if result and result.get("error"):
                 last = [ln for ln in result["error"].strip().splitlines() if ln.strip()][-1]
                 line += f"  ({last.strip()})"
-            print(line)
-    order = ("done", "diverged", "failed", "running", "pending") + tuple(k for k in OCCASIONAL if counts[k])
-    print(f"{sweep.name}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order) + f" (of {len(sweep.cells)})")
+            lines.append(line + "\n")
+        sys.stdout.writelines(lines)
+    print(f"{sweep.name}: {summary(counts(states), len(sweep.cells))}")
 
 
 def _where_and_how_long(result: dict, per_metric: bool) -> str:

@@ -16,7 +16,11 @@ A method is a small class registered in `bench.registry.METHODS`:
 - `record()` returns per-cell facts the result keeps under "method_info"
   (the base gives `g_updates`, `d_updates` and the architecture); state that
   must survive a resume goes through `state_dict` (and, minus the
-  optimizers, into `sampling_state`, what evaluation loads).
+  optimizers, into `sampling_state`, what evaluation loads);
+- `needs(config)` names the training runs of other rows a method builds on
+  (Dual-NDA: the CcGAN baseline); `upstream_dir(name)` is such a run's
+  training folder, and `derived_file` where to keep what the method derives
+  from it.
 
 An add-on (`AddOn`, registered in `bench.registry.ADDONS`) is a mixin that
 overrides the same hooks and calls `super()`; `compose` builds the row class
@@ -29,6 +33,7 @@ updates. Hooks chain with `super()`, so add-ons compose as mixins.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
@@ -62,6 +67,8 @@ class Method:
     # True when a loss term assumes D(x) depends on x alone (a gradient
     # penalty): architectures then replace batch norm in D by layer norm.
     per_sample_d: ClassVar[bool] = False
+    # name -> the training folder of an upstream run (see `needs`); set by `create`.
+    _upstream_dirs: ClassVar[dict[str, Path]] = {}
 
     def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
@@ -82,6 +89,61 @@ class Method:
         self.opt_d = self._optimizer(self.D.parameters(), config["optimizer"]["lr_d"])
 
     # -- construction -----------------------------------------------------
+    @classmethod
+    def create(cls, config: dict, data_info: dict, device: torch.device, dataset=None,
+               upstream_dirs: dict[str, str] | None = None) -> "Method":  # fmt: skip
+        """Build the method with the training folders of its upstream runs
+        (name -> folder, see `needs`), which `upstream_dir` reads from
+        `__init__` on. They are set before `__init__` runs rather than passed
+        to it, so that methods and add-ons keep the four-argument `__init__`."""
+        method = cls.__new__(cls)
+        method._upstream_dirs = {name: Path(folder) for name, folder in (upstream_dirs or {}).items()}
+        method.__init__(config, data_info, device, dataset=dataset)
+        return method
+
+    @classmethod
+    def needs(cls, config: dict) -> dict[str, dict]:
+        """The training runs of other rows this method builds on, by a name of its choosing:
+        {name: {"method": <row>, "config": {<settings merged over the upstream's
+        resolved config, e.g. "budget": {"steps": 2000}, "hp": {...}>}}}.
+
+        `config` is this cell's resolved config. The upstream cell has this
+        cell's dataset, imbalance, seed and dataset options unless "config"
+        names others ("dataset", "imbalance", "seed", "options"); its row is
+        resolved with the sweep's settings for that row, then "config" is
+        merged over them. The spec adds the upstream cell to the sweep when the
+        sweep lacks it and puts its training id into this cell's config
+        (`config["upstream"]`, so into its id); the runner starts this cell
+        only once that run is trained (until then the cell is `blocked`) and
+        `upstream_dir(name)` is its training folder (generator.pt,
+        checkpoint.pt, train.json: docs/ARCHITECTURE.md, "The store").
+        Default: {} (nothing).
+        """
+        return {}
+
+    def upstream_dir(self, name: str) -> Path:
+        """The training folder of the upstream run `name` (see `needs`); read-only for this method."""
+        if name not in self._upstream_dirs:
+            declared = ", ".join(map(repr, self.needs(self.config))) or "none"
+            raise LookupError(f"method {type(self).name!r} has no upstream training run {name!r} (it needs: {declared}); "
+                              "upstream folders come from the runner (Method.create with the cell's "
+                              "runtime.upstream_dirs)")  # fmt: skip
+        folder = self._upstream_dirs[name]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"upstream training run {name!r}: no folder {folder}")
+        return folder
+
+    def derived_file(self, name: str, filename: str) -> Path:
+        """Where to keep a large artifact this method derives from upstream run
+        `name` (a bank of its samples): `<upstream dir>/derived/<filename>`.
+        Name the file by what made it (e.g. "bank-<hash of the settings>.pt")
+        and write it with `bench.cache.build_once` (atomic, under a file lock,
+        made once across processes). It lives beside the upstream run, never
+        in this method's checkpoints."""
+        folder = self.upstream_dir(name) / "derived"
+        folder.mkdir(exist_ok=True)
+        return folder / filename
+
     def build_networks(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
         G, D = self.build_pair(arch, data_info)
         if self.spectral_norm:

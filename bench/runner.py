@@ -9,7 +9,13 @@
    raises, the cell is `trained` and the next sweep (or `ganbench evaluate`)
    scores it again without training.
 
-`run_cells` is the function a dispatcher ships to a worker: it takes only
+A cell whose config names upstream training runs (`config["upstream"]`,
+from `Method.needs`) runs only once they are all trained; before that the
+runner returns `blocked` and writes nothing (the store says why), and after
+it the method gets their folders (`runtime["upstream_dirs"]`, read through
+`Method.upstream_dir`).
+
+`run_cells` is the function an executor ships to a worker: it takes only
 plain cell dicts, rebuilds everything from them, and writes results to the
 store, so the same call serves the debug, local and SLURM executors.
 """
@@ -20,7 +26,6 @@ import io
 import json
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,7 +35,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-import submitit
 import torch
 
 from bench.data import dataset_for
@@ -38,8 +42,8 @@ from bench.errors import is_machine_fault
 from bench.metrics.base import EvalContext
 from bench.registry import METHODS, METRICS, REPO_ROOT, load_plugins
 from bench.spec import training_config
-from bench.store import TRAINED, Damaged, Store, atomic_path, atomic_write, set_aside, write_json
-from bench.threads import limit_threads
+from bench.store import BLOCKED, TRAINED, Damaged, Store, atomic_path, atomic_write, set_aside, write_json
+from bench.threads import limit_gpu_memory, limit_threads
 from bench.train import STOP, ConfigMismatch, Diverged, Interrupted, load_tensors, seed_everything, train
 
 GENERATOR = "generator.pt"
@@ -54,54 +58,18 @@ def run_cells(cells: list[dict]) -> list[str]:
     return [run_cell(cell) for cell in cells]
 
 
-class CellRunner(submitit.helpers.Checkpointable):
-    """`run_cells` for SLURM jobs: on preemption or time limit it checkpoints and is requeued.
-
-    SLURM sends SIGUSR2 (submitit's preemption signal) before a time limit, and
-    `submitit`'s job interrupt sends it too. submitit's handler then calls
-    `checkpoint` and requeues the job. Training must not stop mid-step, so
-    while a cell trains the signal only sets bench.train.STOP: the loop writes
-    its checkpoint after the current step and raises Interrupted, and only
-    then is submitit's handler called. The requeued task calls this again with
-    the same cells and training resumes from that checkpoint.
-    """
-
-    def __call__(self, cells: list[dict]) -> list[str]:
-        global _SUBMITIT_HANDLER
-        sig = submitit.JobEnvironment._usr_sig()
-        handler = signal.getsignal(sig)
-        _SUBMITIT_HANDLER = handler if callable(handler) else None
-        if _SUBMITIT_HANDLER is not None:
-            signal.signal(sig, _on_preemption_signal)
-        try:
-            return run_cells(cells)
-        except Interrupted:
-            if _SUBMITIT_HANDLER is None:
-                raise
-            _SUBMITIT_HANDLER(sig, None)  # checkpoint() + `scontrol requeue` + exit
-            raise
-        finally:
-            signal.signal(sig, handler)
-
-    def checkpoint(self, cells: list[dict]) -> submitit.helpers.DelayedSubmission:
-        # The training checkpoint is on disk already; the requeued task only needs the cells.
-        return submitit.helpers.DelayedSubmission(CellRunner(), cells)
-
-
-_SUBMITIT_HANDLER = None
 _TRAINING = False
 
 
-def _on_preemption_signal(signum, frame) -> None:
-    if _TRAINING:
-        STOP.set()  # train() checkpoints after this step and raises Interrupted
-    elif _SUBMITIT_HANDLER is not None:
-        _SUBMITIT_HANDLER(signum, frame)
+def in_training() -> bool:
+    """Whether this process is inside a cell's training loop: a stop request
+    (`bench.train.STOP`, set by an executor's preemption handler) then ends it
+    at the next step boundary with a checkpoint; outside it, a handler may stop at once."""
+    return _TRAINING
 
 
 @contextmanager
-def _deferring_signals():
-    """Mark the training phase: a preemption signal in it waits for the end of the step."""
+def _training_phase():
     global _TRAINING
     STOP.clear()
     _TRAINING = True
@@ -116,6 +84,7 @@ def run_cell(cell: dict) -> str:
     training id exists), then its evaluation stage; returns its status."""
     runtime = cell["runtime"]
     limit_threads(runtime.get("threads"))
+    limit_gpu_memory(runtime.get("gpu_share"))
     load_plugins(runtime.get("plugin_dirs", []))
     store = Store(runtime["results_root"], cell["sweep"])
     folder = store.cell_dir(cell["id"])
@@ -128,17 +97,18 @@ def run_cell(cell: dict) -> str:
             return existing["status"]
         if runtime.get("evaluate_only") and not store.is_trained(cell["training_id"]):
             return "pending"  # `ganbench evaluate` trains nothing
+        upstream = cell["config"].get("upstream")
+        if upstream and store.blocked(upstream):
+            return BLOCKED  # its upstream runs are not all trained: nothing is written, the store says why
+        runtime["upstream_dirs"] = {name: str(store.training_dir(tid)) for name, tid in (upstream or {}).items()}
         cell_json = folder / "cell.json"
         if cell_json.exists() and json.loads(cell_json.read_text())["config"] != cell["config"]:
             raise CellRefused(f"{folder} holds a different config than cell {cell['id']}; move that folder away to rerun")
         write_json(cell_json, cell)
         try:
             training, reused, generator = train_stage(cell, store)
-        except Interrupted as exc:  # preempted: the checkpoint is written, the job is about to be requeued
-            job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID", ""))
-            task = os.environ.get("SLURM_ARRAY_TASK_ID")
-            write_json(folder / "preempted.json", {"step": exc.step, "job_id": f"{job}_{task}" if task else job,
-                                                   "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # fmt: skip
+        except Interrupted as exc:  # stopped on request: the checkpoint is written; the executor says what next
+            exc.cell = cell
             raise
         if training["status"] == TRAINED:
             record = evaluate_stage(cell, store, training, reused, generator)
@@ -213,8 +183,9 @@ def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
                           "counts_of": "classes" if dataset.label_type == "class" else "10 equal-width label bins",
                           "options": {k: v for k, v in dataset.settings.items() if not dataset.options[k].path}}  # fmt: skip
         seed_everything(config["seed"])  # before the networks exist: their init is part of the run
-        method = METHODS.get(config["method"])(config, dataset.info(), device, dataset=dataset)
-        with _deferring_signals():
+        method = METHODS.get(config["method"]).create(config, dataset.info(), device, dataset=dataset,
+                                                      upstream_dirs=cell["runtime"].get("upstream_dirs"))  # fmt: skip
+        with _training_phase():
             outcome = train(method, data, config, cell["runtime"], folder)
         earlier_s = outcome.earlier_s
         save_generator(method, cell["training_id"], config, folder / GENERATOR)
@@ -261,7 +232,8 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool, state
     try:
         dataset = dataset_for(cell)
         device = cell_device()
-        method = METHODS.get(config["method"])(training_config(config), dataset.info(), device)
+        method = METHODS.get(config["method"]).create(training_config(config), dataset.info(), device,
+                                                      upstream_dirs=cell["runtime"].get("upstream_dirs"))  # fmt: skip
         reference = dataset.reference_set()
         for repeat in range(config.get("eval_repeats", 1)):
             eval_seed = config["eval_seed"] + repeat

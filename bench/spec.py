@@ -142,13 +142,18 @@ def training_id(config: dict) -> str:
 
 
 class _Checker:
-    """Type and range checks that raise one-line UserErrors naming file and key."""
+    """Type and range checks that raise one-line UserErrors naming file and key.
 
-    def __init__(self, path: Path):
+    `context` is said before the key: where the settings came from when not
+    from the file itself (a method's `needs`)."""
+
+    def __init__(self, path: Path, context: str = ""):
         self.path = path
+        self.context = context
 
     def fail(self, key: str, problem: str) -> None:
-        raise UserError(f"{self.path}: {key}: {problem}" if key else f"{self.path}: {problem}")
+        where = f"{self.context}{key}"
+        raise UserError(f"{self.path}: {where}: {problem}" if where else f"{self.path}: {problem}")
 
     def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | None = None) -> dict:
         if not isinstance(value, dict):
@@ -261,18 +266,9 @@ def load_sweep(
     defaults = _settings(raw_defaults, "defaults", check, DATASET_SETTING_KEYS)
     by_dataset, by_method = _override_blocks(raw_overrides, "overrides", check)
 
-    cells, resolved = [], {}
-    for combo in combos:
-        pair = (combo["method"], combo["dataset"])
-        if pair not in resolved:  # resolving depends on method and dataset only; ρ and seed fill in
-            resolved[pair] = _resolve(combo, defaults, by_dataset.get(combo["dataset"], {}), by_method.get(combo["method"], {}), check)
-        config = pickle.loads(pickle.dumps(resolved[pair]))  # a deep copy, 3x faster than copy.deepcopy
-        config.update(imbalance=combo["imbalance"], seed=combo["seed"])
-        runtime = {k: config.pop(k) for k in RUNTIME_KEYS}
-        runtime["dataset_paths"] = config.pop("dataset_paths")
-        runtime["plugin_dirs"] = plugin_dirs
-        cells.append({"id": cell_id(config), "training_id": training_id(config), "sweep": name, "config": config,
-                      "runtime": runtime})  # fmt: skip
+    resolver = _Resolver(defaults, by_dataset, by_method)
+    cells = [_cell(resolver.config(combo, check), name, plugin_dirs) for combo in combos]
+    cells = _with_upstreams(cells, resolver, check)
     return Sweep(
         name=name,
         path=path,
@@ -283,6 +279,108 @@ def load_sweep(
         budget=budget,
         references=_references(raw.get("reference", []), profiles, check),
     )
+
+
+def _cell(config: dict, sweep: str, plugin_dirs: list[str]) -> dict:
+    """The cell of a resolved config: its runtime settings moved out of the config, its ids."""
+    runtime = {k: config.pop(k) for k in RUNTIME_KEYS}
+    runtime["dataset_paths"] = config.pop("dataset_paths")
+    runtime["plugin_dirs"] = plugin_dirs
+    return {"id": cell_id(config), "training_id": training_id(config), "sweep": sweep, "config": config, "runtime": runtime}
+
+
+class _Resolver:
+    """Resolves (method, dataset, ρ, seed) with the sweep's layers, once per method x
+    dataset (x the extra layer of a `needs`): ρ and seed only fill in."""
+
+    def __init__(self, defaults: dict, by_dataset: dict, by_method: dict):
+        self.defaults, self.by_dataset, self.by_method = defaults, by_dataset, by_method
+        self.resolved: dict[tuple, dict] = {}
+
+    def config(self, combo: dict, check: _Checker, extra: dict | None = None) -> dict:
+        key = (combo["method"], combo["dataset"], json.dumps(extra, sort_keys=True) if extra else "")
+        if key not in self.resolved:
+            by_method = self.by_method.get(combo["method"], {})
+            self.resolved[key] = _resolve(combo, self.defaults, self.by_dataset.get(combo["dataset"], {}),
+                                          _merge(by_method, extra) if extra else by_method, check)  # fmt: skip
+        config = pickle.loads(pickle.dumps(self.resolved[key]))  # a deep copy, 3x faster than copy.deepcopy
+        config.update(imbalance=combo["imbalance"], seed=combo["seed"])
+        return config
+
+
+# Keys a method's `needs` may set for its upstream: the axes it shares with the
+# dependent cell unless named, and what a sweep may set for a method.
+NEEDS_AXES = ("dataset", "imbalance", "seed")
+NEEDS_KEYS = NEEDS_AXES + METHOD_SETTING_KEYS + ("options",)
+MAX_NEEDS_DEPTH = 8  # a chain of upstreams longer than this is a cycle (A needs B needs A)
+
+
+def _with_upstreams(cells: list[dict], resolver: _Resolver, check: _Checker) -> list[dict]:
+    """The cells, each with its upstream training ids in its config (`needs`), and the
+    upstream cells the sweep lacks added after them (`added_for` names the rows that need them)."""
+    added: dict[str, dict] = {}  # training id -> an upstream cell the matrix does not have
+
+    def link(cell: dict, chain: tuple[str, ...]) -> dict:
+        config = cell["config"]
+        needs = _needs_of(config, check)
+        if not needs:
+            return cell
+        if len(chain) >= MAX_NEEDS_DEPTH:
+            check.fail("matrix", f"the upstream runs of method {chain[0]!r} form a chain longer than {MAX_NEEDS_DEPTH} "
+                       f"({' -> '.join(chain)} -> ...): a method's `needs` must not lead back to itself")  # fmt: skip
+        upstream = {}
+        for name, need in needs.items():
+            up = link(_upstream_cell(cell, name, need, resolver, check), (*chain, need["method"]))
+            upstream[name] = up["training_id"]
+            entry = added.setdefault(up["training_id"], {**up, "added_for": []})
+            if config["method"] not in entry["added_for"]:
+                entry["added_for"].append(config["method"])
+        config = {**config, "upstream": upstream}
+        return {**cell, "config": config, "id": cell_id(config), "training_id": training_id(config)}
+
+    linked = list({c["id"]: c for c in (link(cell, (cell["config"]["method"],)) for cell in cells)}.values())
+    trained_by_matrix = {c["training_id"] for c in linked}
+    return linked + [c for tid, c in added.items() if tid not in trained_by_matrix]
+
+
+def _needs_of(config: dict, check: _Checker) -> dict[str, dict]:
+    """A row's `Method.needs(config)`, checked: {name: {"method": row, "config": {...}}}."""
+    row = config["method"]
+    needs = METHODS.get(row).needs(config)
+    where = f"method {row!r}: needs() returned"
+    if not isinstance(needs, dict):
+        check.fail("", f"{where} {_type(needs)}; it must return a mapping name -> {{method, config}}")
+    for name, need in needs.items():
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            check.fail("", f"{where} the name {shown(name)}; names are letters, digits, '-', '_' or '.'")
+        if not isinstance(need, dict) or set(need) - {"method", "config"} or "method" not in need:
+            check.fail("", f"{where} {shown(need)} for {name!r}; each entry is {{method: <row>, config: {{...}}}}")
+        if not isinstance(need["method"], str) or need["method"] not in METHODS:
+            check.fail("", f"{where} for {name!r}: {METHODS.unknown_message(need['method'])}")
+        if not isinstance(need.get("config", {}), dict):
+            check.fail("", f"{where} for {name!r}: config must be a mapping, got {_type(need['config'])}")
+    return needs
+
+
+def _upstream_cell(cell: dict, name: str, need: dict, resolver: _Resolver, check: _Checker) -> dict:
+    """The cell of the training run `name` that `cell` needs: the dependent's dataset,
+    imbalance, seed and dataset options unless `need["config"]` says otherwise, its row
+    resolved with the sweep's layers for that row, then `need["config"]` merged over them."""
+    config = cell["config"]
+    row = need["method"]
+    within = _Checker(check.path, f"method {config['method']!r} needs {name!r} ({row}): ")
+    override = within.mapping(need.get("config", {}), "config", NEEDS_KEYS)
+    combo = {"method": row, **{a: config[a] for a in NEEDS_AXES}}
+    for axis in NEEDS_AXES:
+        if axis in override:
+            if isinstance(override[axis], list):
+                within.fail(f"config.{axis}", f"must be one value, got {shown(override[axis])}")
+            combo[axis] = _axis_values(override[axis], f"config.{axis}", axis, within)[0]
+    # Dataset options come from the sweep's settings for the dataset, never a method's:
+    # on the same dataset the upstream reads the same data unless `options` says otherwise.
+    layer = _settings({k: v for k, v in override.items() if k not in NEEDS_AXES}, "config", within, METHOD_SETTING_KEYS + ("options",))
+    upstream = resolver.config(combo, within, layer or None)
+    return _cell(upstream, cell["sweep"], cell["runtime"]["plugin_dirs"])
 
 
 def max_cells_limit() -> int:

@@ -47,6 +47,10 @@ TRAIN_DIR = "train"
 FINISHED = ("done", "failed", "diverged")  # final: rerun only on request (failed: --retry-failed)
 TRAINED = "trained"  # the training ended, the evaluation raised: the next sweep scores it again
 CORRUPT = "corrupt"  # a file of the cell cannot be read (Store.damage); the next sweep sets it aside and redoes it
+# A cell without a result whose upstream training runs (config["upstream"], see
+# Method.needs) have not all been trained: not yet, or they failed, diverged or
+# are damaged (Store.blocked says which and why). Never a result.json status.
+BLOCKED = "blocked"
 
 
 class Damaged(Exception):
@@ -162,9 +166,10 @@ class Store:
     def is_running(self, cell_id: str) -> bool:
         return _is_locked(self.cell_dir(cell_id) / "lock")
 
-    def status(self, cell_id: str) -> str:
+    def status(self, cell_id: str, upstream: dict[str, str] | None = None) -> str:
         """done | diverged | failed | trained (from result.json), else running |
-        corrupt (`damage` says why) | pending.
+        corrupt (`damage` says why) | blocked (a cell with `upstream` training
+        runs, name -> training id, not all trained: `blocked` says why) | pending.
 
         A result that `redo` marked as being redone counts as running or
         pending until a new one replaces it.
@@ -178,7 +183,38 @@ class Store:
             return result["status"]
         if self.is_running(cell_id):
             return "running"
-        return CORRUPT if self.damage(cell_id) else "pending"
+        if self.damage(cell_id):
+            return CORRUPT
+        return BLOCKED if upstream and self.blocked(upstream) else "pending"
+
+    def state(self, cell: dict) -> tuple[str, str]:
+        """(status, note) of a cell dict: the note says why it is corrupt or blocked."""
+        upstream = cell["config"].get("upstream")
+        status = self.status(cell["id"], upstream)
+        if status == CORRUPT:
+            return status, self.damage(cell["id"]) or ""
+        if status == BLOCKED:
+            return status, self.blocked(upstream) or ""
+        return status, ""
+
+    def blocked(self, upstream: dict[str, str]) -> str | None:
+        """Why a cell that needs these training runs (name -> training id) cannot
+        start, or None when every one of them is trained."""
+        for name, training_id in upstream.items():
+            what = f"upstream {name!r} (training {training_id})"
+            try:
+                record = self.training(training_id)
+            except Damaged as exc:
+                return f"{what} is corrupt: {os.path.relpath(exc.path, self.runs_dir)}: {exc.reason}"
+            if record is None:
+                now = " (training now)" if _is_locked(self.training_dir(training_id) / "lock") else ""
+                return f"{what} has not finished training{now}"
+            if record["status"] == "diverged":
+                return f"{what} diverged at step {record.get('diverged_at_step', '?')}"
+            if record["status"] != TRAINED:
+                lines = [ln.strip() for ln in str(record.get("error") or "").splitlines() if ln.strip()]
+                return f"{what} {record['status']}" + (f": {lines[-1]}" if lines else "")
+        return None
 
     def damage(self, cell_id: str) -> str | None:
         """'<file>: <reason>' for the first file of the cell that cannot be read:

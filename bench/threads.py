@@ -1,4 +1,5 @@
-"""Thread pools of a worker: each worker keeps to its share of the cores.
+"""Thread pools of a worker: each worker keeps to its share of the cores (and
+of its GPU's memory, when several workers share one GPU).
 
 A process has several pools: torch's intra-op and inter-op threads, OpenMP
 and the BLAS library numpy and SciPy use (OpenBLAS or MKL). Each sizes
@@ -61,3 +62,15 @@ def limit_threads(threads: int | None) -> None:
         except RuntimeError:  # only possible before the first inter-op work; then the pool stays as it is
             pass
     threadpool_limits(limits=threads)  # the pools loaded so far; later ones read the environment
+
+
+def limit_gpu_memory(share: float | None) -> None:
+    """Cap this process's allocations on its GPU at `share` of the GPU's memory
+    (several cells packed on one GPU, bench.executors.pack): a cell that asks
+    for more gets an out-of-memory error of its own instead of starving the others."""
+    if not share or share >= 1:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(share, torch.cuda.current_device())

@@ -94,7 +94,7 @@ def _records(runs: Path, name: str) -> dict[str, dict]:
 
 def _squeue(results: Path, sweep: str) -> list[str]:
     """The sweep's jobs in the queue (job names carry the results folder: parallel runs do not mix)."""
-    from bench.slurm import job_name
+    from bench.executors.slurm import job_name
     from bench.store import Store
 
     name = job_name(Store(results, sweep))

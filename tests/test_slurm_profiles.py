@@ -66,7 +66,8 @@ def test_profile_flags_need_the_slurm_executor_and_a_profile(tree):
 
 
 def test_profile_becomes_the_sbatch_script(tree, monkeypatch):
-    from bench.slurm import load_profile, make_executor
+    from bench.executors.profiles import load_profile
+    from bench.executors.slurm import make_executor
 
     monkeypatch.chdir(tree)
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")  # sbatch/srun need not exist to write the script
@@ -89,7 +90,8 @@ def test_profile_becomes_the_sbatch_script(tree, monkeypatch):
 
 def test_local_workers_get_one_gpu_each(tmp_path, monkeypatch):
     """With CUDA present (faked here: two GPUs), each local worker sees only its own."""
-    import bench.dispatch
+    import bench.executors.local
+    from bench.executors.local import LocalExecutor
     from bench.spec import load_sweep
     from bench.store import Store
 
@@ -98,8 +100,8 @@ def test_local_workers_get_one_gpu_each(tmp_path, monkeypatch):
     store = Store(tmp_path / "results", sweep.name)
     for cell in sweep.cells:
         cell["runtime"]["results_root"] = str(store.root)
-    monkeypatch.setattr(bench.dispatch, "local_gpus", lambda: [0, 1])
-    assert bench.dispatch.dispatch(sweep.cells, store, "local", workers=2, cells_per_job=1) == []
+    monkeypatch.setattr(bench.executors.local, "local_gpus", lambda: [0, 1])
+    assert LocalExecutor(store, sweep.cells, workers=2, cells_per_job=1).run(sweep.cells) == []
     seen = [json.loads((store.cell_dir(c["id"]) / "result.json").read_text())["environment"]["cuda_visible_devices"]
             for c in sweep.cells]  # fmt: skip
     assert sorted(seen) == ["0", "1"]
@@ -108,7 +110,7 @@ def test_local_workers_get_one_gpu_each(tmp_path, monkeypatch):
 def test_local_gpus_follow_cuda_visible_devices(monkeypatch):
     import torch
 
-    from bench.dispatch import local_gpus
+    from bench.executors.local import local_gpus
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)

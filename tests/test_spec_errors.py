@@ -240,7 +240,7 @@ def test_ctrl_c_in_a_plugin_is_not_swallowed(tmp_path):
 
 
 def test_slurm_profile_uses_the_same_strict_loader(tmp_path, monkeypatch):
-    from bench.slurm import load_profile
+    from bench.executors.profiles import load_profile
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "slurm").mkdir()

@@ -1,0 +1,134 @@
+"""Seconds of `ganbench plan`, `status` and `report` over a 10,000-cell sweep whose cells all have records.
+
+    python tests/perf/bench_cli.py [--cells 10000] [--repeat 3]
+
+Not a pytest module. Builds, in a temporary folder, a sweep of --cells ring
+and grid cells (5 methods x 2 datasets x 10 imbalance factors x cells/100
+seeds) and a fabricated result record for every cell (status done, every
+metric, timings, environment, method_info, class counts: what a real record
+holds, without training anything), with its own $GANBENCH_CACHE. Then runs
+each command in a fresh process, best of --repeat, and prints its seconds
+against the two references measured in the same run: the bare process start
+(`python -c pass`) and the start of the command line (`python -c "import
+bench.cli"`). `plan` runs twice: cold (no cached expansion of the sweep:
+the plugins and torch are imported and every cell resolved) and warm (the
+expansion `plan` wrote is read back).
+
+Goals (issue 14, this 2-core machine): `plan` <= 1 s beyond the process
+start, `status` and `report` <= 2 s in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+METHODS = ["gan", "lsgan", "wgan-gp", "sngan", "cn-lsgan"]
+DATASETS = ["ring", "grid"]
+IMBALANCES = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+
+
+def write_sweep(folder: Path, cells: int) -> Path:
+    seeds = max(1, cells // (len(METHODS) * len(DATASETS) * len(IMBALANCES)))
+    path = folder / "big.yaml"
+    path.write_text(
+        "name: big\n"
+        f"matrix: {{method: {METHODS}, dataset: {DATASETS}, imbalance: {IMBALANCES}, seed: {list(range(seeds))}}}\n"
+        "defaults: {budget: {steps: 600, batch_size: 128, eval_samples: 2000}}\n"
+    )
+    return path
+
+
+def fabricate_records(sweep, results: Path) -> None:
+    """A result.json per cell, as the runner writes it (values random, fields real)."""
+    from bench.store import Store
+
+    store = Store(results, sweep.name)
+    rng = random.Random(0)
+    environment = {"ganbench": "0.1.0", "git_commit": "0" * 40, "python": "3.13.0", "torch": "2.11.0",
+                   "numpy": "2.5.0", "host": "node1", "device": "cpu", "device_name": "a CPU", "cuda": None,
+                   "threads": 1, "cuda_visible_devices": None}  # fmt: skip
+    for cell in sweep.cells:
+        config = cell["config"]
+        metrics = {m: rng.random() for m in config["metrics"]}
+        record = {"id": cell["id"], "sweep": sweep.name, "config": config, "training_id": cell["training_id"],
+                  "status": "done", "metrics": metrics, "eval_repeats": [{"eval_seed": 0, "metrics": metrics}],
+                  "data": {"n_train": 2000, "class_counts": [200] * 8, "counts_of": "classes", "subset_seed": config["seed"]},
+                  "train": {"steps": 600, "resumed_from_step": 0, "environment": environment, "finished_at": "2026-01-01T00:00:00+0000"},
+                  "method_info": {"g_updates": 600, "d_updates": 600, "arch": {"name": "mlp"}},
+                  "timings": {"train_s": rng.uniform(10, 20), "train_reused": False, "sample_s": 0.1, "eval_s": 1.0,
+                              "metric_s": dict.fromkeys(metrics, 0.3)},
+                  "environment": environment, "evaluator": {}, "set_aside": [],
+                  "finished_at": "2026-01-01T00:00:00+0000"}  # fmt: skip
+        folder = store.cell_dir(cell["id"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "result.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+
+
+def best_seconds(command: list[str], cwd: Path, env: dict, repeat: int, before=None) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        started = time.perf_counter()
+        proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        best = min(best, seconds)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from bench.spec import load_sweep
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    cache = folder / "cache"
+    env = {**os.environ, "GANBENCH_CACHE": str(cache), "PYTHONPATH": str(REPO)}
+    os.environ["GANBENCH_CACHE"] = str(cache)
+    path = write_sweep(folder, args.cells)
+    t0 = time.perf_counter()
+    sweep = load_sweep(path)
+    fabricate_records(sweep, folder / "results")
+    print(f"{len(sweep.cells):,} cells with records in {folder} ({time.perf_counter() - t0:.1f} s to make)")
+
+    def drop_cache() -> None:
+        for p in cache.glob("sweeps/*"):
+            p.unlink()
+
+    py = [sys.executable]
+    cli = [*py, "-m", "bench.cli"]
+    figures = {
+        "python -c pass": best_seconds([*py, "-c", "pass"], folder, env, args.repeat),
+        "import bench.cli": best_seconds([*py, "-c", "import bench.cli"], folder, env, args.repeat),
+        "import torch": best_seconds([*py, "-c", "import torch"], folder, env, args.repeat),
+        "plan (cold)": best_seconds([*cli, "plan", "big.yaml"], folder, env, args.repeat, before=drop_cache),
+        "plan (warm)": best_seconds([*cli, "plan", "big.yaml"], folder, env, args.repeat),
+        "status": best_seconds([*cli, "status", "big.yaml"], folder, env, args.repeat),
+        "report": best_seconds([*cli, "report", "big.yaml"], folder, env, args.repeat),
+    }
+    start, cli_start = figures["python -c pass"], figures["import bench.cli"]
+    print(f"load average {open('/proc/loadavg').read().split()[:3]}, {os.cpu_count()} CPUs, best of {args.repeat}")
+    print(f"{'':18s} {'seconds':>8s} {'- start':>8s} {'x start':>8s} {'x cli start':>11s}")
+    for label, seconds in figures.items():
+        print(f"{label:18s} {seconds:8.2f} {seconds - start:8.2f} {seconds / start:8.1f} {seconds / cli_start:11.1f}")
+    print("goals: plan <= 1 s beyond the start (with torch imported when cold), status and report <= 2 s in all")
+
+
+if __name__ == "__main__":
+    main()
