@@ -373,7 +373,8 @@ def cmd_report(args) -> None:
     report = write_report_and_say(sweep, store, latex=args.latex)
     s = report["status"]
     print(f"{report['total']} cells: {s.get('done', 0)} done, {s.get('diverged', 0)} diverged, "
-          f"{s.get('failed', 0)} failed, {report['missing']} missing")  # fmt: skip
+          f"{s.get('failed', 0)} failed, {report['missing']} missing"
+          + (f" ({report['blocked']} of them blocked)" if report["blocked"] else ""))  # fmt: skip
 
 
 def cmd_compare(args) -> None:

@@ -23,7 +23,7 @@ from bench.report.latex import to_latex
 from bench.report.references import applicable, compare_references, unmatched_text
 from bench.report.tables import eval_spread_rows, fmt, markdown_table, method_lines, metric_tables, ordered, to_markdown
 from bench.spec import Sweep
-from bench.store import Store, atomic_write
+from bench.store import BLOCKED, Store, atomic_write
 
 STATUSES = ("done", "trained", "diverged", "failed", "corrupt")
 
@@ -65,12 +65,17 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
 
     status = Counter(r.get("status", "failed") for r in records)
     missing = len(configs) - len(records)
+    # Of the missing, those waiting for an upstream training run (Method.needs) that has not trained.
+    recorded = {r["id"] for r in records}
+    blocked = sum(1 for c in sweep.cells if c["id"] not in recorded and c["config"].get("upstream")
+                  and store.state(c)[0] == BLOCKED)  # fmt: skip
     out = store.report_dir
     out.mkdir(parents=True, exist_ok=True)
 
     intro = [sweep.description.strip()] if sweep.description else []
     counts = f"{len(configs)} cells: " + ", ".join(f"{status[s]} {s}" for s in STATUSES if status[s] or s in ("done", "diverged", "failed"))
-    counts += f", {missing} missing (not yet run or still running)."
+    counts += f", {missing} missing (not yet run or still running"
+    counts += f"; {blocked} of them blocked: a training run they need has not trained)." if blocked else ")."
     if stale:
         counts += f" {stale} results of cells no longer in the sweep file are left out."
     how = method_lines(tables) + cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
@@ -85,13 +90,13 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
 
     page = _page(sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how,
-                 status, missing, method_order, dataset_order)  # fmt: skip
+                 status, missing, blocked, method_order, dataset_order)  # fmt: skip
     atomic_write(out / "leaderboard.html", render(page))
     atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
     atomic_write(out / "leaderboard.tex", to_latex(tables, combined=latex == "combined"))
     atomic_write(out / "cells.csv", cells.to_csv(index=False))
     return {"dir": out, "leaderboard": out / "leaderboard.md", "page": out / "leaderboard.html", "plots": plot_files,
-            "status": dict(status), "missing": missing, "total": len(configs)}  # fmt: skip
+            "status": dict(status), "missing": missing, "blocked": blocked, "total": len(configs)}  # fmt: skip
 
 
 def _dataset_plots(summary, sweep, tables, dataset_order, method_order, matched, out: Path) -> list[Path]:
@@ -136,7 +141,7 @@ def _record_link(store: Store, cell_id: str) -> str:
 
 
 def _page(sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how, status,
-          missing, method_order, dataset_order) -> dict:  # fmt: skip
+          missing, blocked, method_order, dataset_order) -> dict:  # fmt: skip
     by_id = {r["id"]: r for r in records}
     done = cells[cells["status"] == "done"].sort_values(["seed"])
     datasets = []
@@ -171,6 +176,7 @@ def _page(sweep, store, records, cells, summary, tables, costs, total, matched, 
                   "metrics": by_id[r["id"]].get("metrics") or {}} for r in cells.to_dict("records")]  # fmt: skip
     chips = [("done" if s == "done" else "bad" if s in ("failed", "corrupt", "diverged") else "", f"{status[s]} {s}")
              for s in STATUSES if status[s]] + [("", f"{missing} missing")] * bool(missing)  # fmt: skip
+    chips += [("bad", f"{blocked} blocked")] * bool(blocked)
     chips.append(("", f"compute: {cost.seconds(total['total'])}"))
     return {"title": f"Leaderboard: {sweep.name}", "intro": intro, "how": how, "chips": chips, "datasets": datasets,
             "references": matched, "reference_notes": reference_notes,

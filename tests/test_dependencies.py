@@ -1,0 +1,208 @@
+"""Cells that depend on other cells (issue 13): `Method.needs`, end to end through the real CLI.
+
+A test-only plugin declares a row (`needs-test`) that builds on the training
+run of another (`base-test`): the spec adds the upstream cell, the dependent
+waits for it, reads its training folder, and an upstream that fails leaves
+its dependent `blocked` with the reason, never `failed`.
+"""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench.errors import UserError
+from bench.spec import load_sweep, training_id
+from conftest import ganbench
+
+PLUGIN = '''
+import json
+
+import torch
+import torch.nn.functional as F
+
+from bench.method import Method
+from bench.registry import METHODS
+
+
+@METHODS.register("base-test")
+class BaseTest(Method):
+    paper = "an upstream row (test plugin): a GAN that fails on request"
+    hp = {"fail": 0}
+    hp_max = {"fail": 1}
+
+    def d_loss(self, real_out, fake_out):
+        return F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
+
+    def g_loss(self, fake_out):
+        if self.config["hp"]["fail"]:
+            raise RuntimeError("base-test fails on purpose")
+        return F.softplus(-fake_out).mean()
+
+
+@METHODS.register("needs-test")
+class NeedsTest(BaseTest):
+    """Starts from base-test's generator, trained for `base_steps` steps, as
+    Dual-NDA starts from its CcGAN baseline."""
+
+    paper = "a dependent row (test plugin)"
+    hp = {"fail": 0, "base_steps": 30, "base_fails": 0}
+    hp_max = {"fail": 1, "base_fails": 1}
+
+    @classmethod
+    def needs(cls, config):
+        return {"base": {"method": "base-test", "config": {
+            "budget": {"steps": config["hp"]["base_steps"]}, "hp": {"fail": config["hp"]["base_fails"]}}}}
+
+    def __init__(self, config, data_info, device, dataset=None):
+        super().__init__(config, data_info, device, dataset=dataset)
+        folder = self.upstream_dir("base")
+        state = torch.load(folder / "generator.pt", map_location="cpu", weights_only=True)
+        self.G.load_state_dict(state["method"]["G"])
+        self.base = {"folder": str(folder), "g_updates": state["method"]["step"],
+                     "status": json.loads((folder / "train.json").read_text())["status"]}
+
+    def record(self):
+        return {**super().record(), "base": self.base}
+
+
+@METHODS.register("loop-a-test")
+class LoopA(BaseTest):
+    @classmethod
+    def needs(cls, config):
+        return {"b": {"method": "loop-b-test"}}
+
+
+@METHODS.register("loop-b-test")
+class LoopB(BaseTest):
+    @classmethod
+    def needs(cls, config):
+        return {"a": {"method": "loop-a-test"}}
+
+
+@METHODS.register("bad-needs-test")
+class BadNeeds(BaseTest):
+    @classmethod
+    def needs(cls, config):
+        return {"base": {"method": "no-such-row"}}
+'''
+
+
+@pytest.fixture(scope="module")
+def plugins(tmp_path_factory) -> Path:
+    """One plugin folder for the module: a row is registered once per process."""
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "needs_plugin.py").write_text(PLUGIN)
+    return folder
+
+
+def _tree(tmp_path: Path, plugins: Path, methods: str, base_fails: int = 0, seeds: str = "[0]", executor: str = "local") -> Path:
+    path = tmp_path / "deps.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: deps
+        plugins: [{plugins}]
+        matrix: {{method: {methods}, dataset: [ring], imbalance: [1], seed: {seeds}}}
+        defaults: {{budget: {{steps: 20, batch_size: 32, eval_samples: 100}}, log_every: 10, checkpoint_every: 100}}
+        overrides: {{method: {{needs-test: {{hp: {{base_fails: {base_fails}}}}}}}}}
+        executor: {{name: {executor}, workers: 2}}
+    """))
+    return path
+
+
+def _by_method(cells: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for cell in cells:
+        out.setdefault(cell["config"]["method"], []).append(cell)
+    return out
+
+
+def test_the_spec_adds_the_upstream_cell_and_puts_its_training_id_in_the_dependent(plugins, tmp_path):
+    sweep = load_sweep(_tree(tmp_path, plugins, "[needs-test]", seeds="[0, 1]"))
+    rows = _by_method(sweep.cells)
+    assert sorted(rows) == ["base-test", "needs-test"] and len(rows["base-test"]) == 2
+    for dependent in rows["needs-test"]:
+        (upstream,) = [c for c in rows["base-test"] if c["config"]["seed"] == dependent["config"]["seed"]]
+        assert dependent["config"]["upstream"] == {"base": upstream["training_id"]}
+        assert upstream["config"]["budget"]["steps"] == 30  # the override of needs(), over the sweep's 20
+        assert upstream["config"]["dataset"] == "ring" and upstream["config"]["imbalance"] == 1
+        assert upstream["added_for"] == ["needs-test"] and "added_for" not in dependent
+        assert "upstream" not in upstream["config"]
+    # The upstream's identity is part of the dependent's: another base budget is another cell.
+    again = load_sweep(_tree(tmp_path, plugins, "[needs-test]", seeds="[0, 1]"))
+    assert [c["id"] for c in again.cells] == [c["id"] for c in sweep.cells]
+    path = _tree(tmp_path, plugins, "[needs-test]", seeds="[0, 1]")
+    path.write_text(path.read_text().replace("base_fails: 0", "base_fails: 0, base_steps: 40"))
+    other = _by_method(load_sweep(path).cells)
+    assert {c["id"] for c in other["needs-test"]}.isdisjoint(c["id"] for c in rows["needs-test"])
+    assert {c["config"]["budget"]["steps"] for c in other["base-test"]} == {40}
+
+
+def test_an_upstream_the_matrix_has_is_not_added_twice(plugins, tmp_path):
+    path = _tree(tmp_path, plugins, "[base-test, needs-test]")
+    path.write_text(path.read_text().replace("overrides: {method: {", "overrides: {method: {base-test: {budget: {steps: 30}}, "))
+    sweep = load_sweep(path)
+    rows = _by_method(sweep.cells)
+    assert len(rows["base-test"]) == 1 and "added_for" not in rows["base-test"][0]
+    assert rows["needs-test"][0]["config"]["upstream"] == {"base": training_id(rows["base-test"][0]["config"])}
+
+
+@pytest.mark.parametrize("method, message", [
+    ("loop-a-test", "must not lead back to itself"),
+    ("bad-needs-test", "needs() returned for 'base': unknown method 'no-such-row'"),
+])  # fmt: skip
+def test_bad_needs_are_one_line(plugins, tmp_path, method, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        load_sweep(_tree(tmp_path, plugins, f"[{method}]"))
+    assert "\n" not in str(info.value) and "deps.yaml" in str(info.value)
+
+
+def test_local_sweep_runs_the_upstream_first_and_a_second_run_does_nothing(plugins, tmp_path):
+    _tree(tmp_path, plugins, "[needs-test]")
+    plan = ganbench("plan", "deps.yaml", cwd=tmp_path, check=0).stdout
+    assert "blocked (upstream 'base' (training " in plan and "has not finished training)" in plan
+    assert "[upstream of needs-test]" in plan and "1 of them added as upstream training runs" in plan
+    assert "deps: done 0, diverged 0, failed 0, running 0, pending 1, blocked 1 (of 2)" in \
+        ganbench("status", "deps.yaml", cwd=tmp_path, check=0).stdout  # fmt: skip
+
+    # Two workers: without the order the dependent would start beside its upstream and stay blocked.
+    proc = ganbench("sweep", "deps.yaml", "--no-report", cwd=tmp_path, check=0)
+    assert "2 to run on local" in proc.stderr
+    sweep = load_sweep(tmp_path / "deps.yaml")
+    runs = tmp_path / "results/runs/deps"
+    rows = _by_method(sweep.cells)
+    (base,), (dependent,) = rows["base-test"], rows["needs-test"]
+    record = json.loads((runs / dependent["id"] / "result.json").read_text())
+    assert record["status"] == "done", record.get("error")
+    assert record["config"]["upstream"] == {"base": base["training_id"]}
+    upstream_dir = runs / "train" / base["training_id"]
+    assert record["method_info"]["base"] == {"folder": str(upstream_dir.resolve()), "g_updates": 30, "status": "trained"}
+    assert json.loads((runs / base["id"] / "result.json").read_text())["status"] == "done"
+
+    again = ganbench("sweep", "deps.yaml", "--no-report", cwd=tmp_path, check=0)
+    assert "2 with a result" in again.stderr and "0 to run on local" in again.stderr
+
+
+def test_a_failed_upstream_leaves_its_dependent_blocked_with_the_reason(plugins, tmp_path):
+    _tree(tmp_path, plugins, "[needs-test]", base_fails=1, executor="debug")
+    proc = ganbench("sweep", "deps.yaml", cwd=tmp_path, check=1)
+    assert "1 cells are blocked: upstream 'base' (training " in proc.stderr
+    assert "failed: RuntimeError: base-test fails on purpose" in proc.stderr
+    sweep = load_sweep(tmp_path / "deps.yaml")
+    rows = _by_method(sweep.cells)
+    (dependent,) = rows["needs-test"]
+    runs = tmp_path / "results/runs/deps"
+    assert not (runs / dependent["id"] / "result.json").exists()  # never a failed run of its own
+    assert not (runs / "train" / dependent["training_id"]).exists()
+    status = ganbench("status", "deps.yaml", "--cells", cwd=tmp_path, check=0).stdout
+    assert "deps: done 0, diverged 0, failed 1, running 0, pending 0, blocked 1 (of 2)" in status
+    (line,) = [ln for ln in status.splitlines() if ln.startswith(dependent["id"])]
+    assert " blocked  [upstream 'base' (training " in line and "failed: RuntimeError: base-test fails on purpose]" in line
+    assert (tmp_path / "results/deps/leaderboard.md").exists()  # the report goes on with the other cells
+    report = ganbench("report", "deps.yaml", cwd=tmp_path, check=0)
+    assert "1 missing (1 of them blocked)" in report.stdout
+
+    # A retry that still fails leaves it blocked again, and says so.
+    retry = ganbench("sweep", "deps.yaml", "--retry-failed", "--no-report", cwd=tmp_path, check=1)
+    assert "1 cells are blocked" in retry.stderr
+    assert not (runs / dependent["id"] / "result.json").exists()
