@@ -268,7 +268,8 @@ def _run(args, evaluate_only: bool) -> int:
         print(f"ganbench: {final['trained']} cells trained but their evaluation raised; `ganbench status {args.sweep} "
               f"--cells` shows why, `ganbench evaluate {args.sweep}` scores them again without training", file=sys.stderr)  # fmt: skip
     if final["blocked"]:
-        reasons = sorted({note for status, note in after.values() if status == "blocked"})
+        # The store's reason (an executor's note may lead with its job): one per upstream run.
+        reasons = sorted({store.state(c)[1] for c in sweep.cells if after[c["id"]][0] == "blocked"})
         print(f"ganbench: {final['blocked']} cells are blocked: {reasons[0]}"
               + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
               + f"; `ganbench status {args.sweep} --cells` lists them", file=sys.stderr)  # fmt: skip

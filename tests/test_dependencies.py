@@ -1,7 +1,8 @@
 """Cells that depend on other cells (issue 13): `Method.needs`, end to end through the real CLI.
 
-A test-only plugin declares a row (`needs-test`) that builds on the training
-run of another (`base-test`): the spec adds the upstream cell, the dependent
+A test-only plugin (tests/plugins/needs_plugin.py) declares a row
+(`needs-test`) that builds on the training run of another (`base-test`):
+the spec adds the upstream cell, the dependent
 waits for it, reads its training folder, and an upstream that fails leaves
 its dependent `blocked` with the reason, never `failed`.
 """
@@ -16,92 +17,14 @@ from bench.errors import UserError
 from bench.spec import load_sweep, training_id
 from conftest import ganbench
 
-PLUGIN = '''
-import json
-
-import torch
-import torch.nn.functional as F
-
-from bench.method import Method
-from bench.registry import METHODS
+NEEDS_PLUGINS = Path(__file__).resolve().parent / "plugins"  # needs_plugin.py: base-test, needs-test, ...
 
 
-@METHODS.register("base-test")
-class BaseTest(Method):
-    paper = "an upstream row (test plugin): a GAN that fails on request"
-    hp = {"fail": 0}
-    hp_max = {"fail": 1}
-
-    def d_loss(self, real_out, fake_out):
-        return F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
-
-    def g_loss(self, fake_out):
-        if self.config["hp"]["fail"]:
-            raise RuntimeError("base-test fails on purpose")
-        return F.softplus(-fake_out).mean()
-
-
-@METHODS.register("needs-test")
-class NeedsTest(BaseTest):
-    """Starts from base-test's generator, trained for `base_steps` steps, as
-    Dual-NDA starts from its CcGAN baseline."""
-
-    paper = "a dependent row (test plugin)"
-    hp = {"fail": 0, "base_steps": 30, "base_fails": 0}
-    hp_max = {"fail": 1, "base_fails": 1}
-
-    @classmethod
-    def needs(cls, config):
-        return {"base": {"method": "base-test", "config": {
-            "budget": {"steps": config["hp"]["base_steps"]}, "hp": {"fail": config["hp"]["base_fails"]}}}}
-
-    def __init__(self, config, data_info, device, dataset=None):
-        super().__init__(config, data_info, device, dataset=dataset)
-        folder = self.upstream_dir("base")
-        state = torch.load(folder / "generator.pt", map_location="cpu", weights_only=True)
-        self.G.load_state_dict(state["method"]["G"])
-        self.base = {"folder": str(folder), "g_updates": state["method"]["step"],
-                     "status": json.loads((folder / "train.json").read_text())["status"]}
-
-    def record(self):
-        return {**super().record(), "base": self.base}
-
-
-@METHODS.register("loop-a-test")
-class LoopA(BaseTest):
-    @classmethod
-    def needs(cls, config):
-        return {"b": {"method": "loop-b-test"}}
-
-
-@METHODS.register("loop-b-test")
-class LoopB(BaseTest):
-    @classmethod
-    def needs(cls, config):
-        return {"a": {"method": "loop-a-test"}}
-
-
-@METHODS.register("bad-needs-test")
-class BadNeeds(BaseTest):
-    @classmethod
-    def needs(cls, config):
-        return {"base": {"method": "no-such-row"}}
-'''
-
-
-@pytest.fixture(scope="module")
-def plugins(tmp_path_factory) -> Path:
-    """One plugin folder for the module: a row is registered once per process."""
-    folder = tmp_path_factory.mktemp("plugins")
-    (folder / "needs_plugin.py").write_text(PLUGIN)
-    return folder
-
-
-def _tree(tmp_path: Path, plugins: Path, methods: str, base_fails: int = 0, seeds: str = "[0]", executor: str = "local") -> Path:
+def _tree(tmp_path: Path, methods: str, base_fails: int = 0, seeds: str = "[0]", executor: str = "local") -> Path:
     path = tmp_path / "deps.yaml"
     path.write_text(textwrap.dedent(f"""
         name: deps
-        plugins: [{plugins}]
+        plugins: [{NEEDS_PLUGINS}]
         matrix: {{method: {methods}, dataset: [ring], imbalance: [1], seed: {seeds}}}
         defaults: {{budget: {{steps: 20, batch_size: 32, eval_samples: 100}}, log_every: 10, checkpoint_every: 100}}
         overrides: {{method: {{needs-test: {{hp: {{base_fails: {base_fails}}}}}}}}}
@@ -117,8 +40,8 @@ def _by_method(cells: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def test_the_spec_adds_the_upstream_cell_and_puts_its_training_id_in_the_dependent(plugins, tmp_path):
-    sweep = load_sweep(_tree(tmp_path, plugins, "[needs-test]", seeds="[0, 1]"))
+def test_the_spec_adds_the_upstream_cell_and_puts_its_training_id_in_the_dependent(tmp_path):
+    sweep = load_sweep(_tree(tmp_path, "[needs-test]", seeds="[0, 1]"))
     rows = _by_method(sweep.cells)
     assert sorted(rows) == ["base-test", "needs-test"] and len(rows["base-test"]) == 2
     for dependent in rows["needs-test"]:
@@ -129,17 +52,17 @@ def test_the_spec_adds_the_upstream_cell_and_puts_its_training_id_in_the_depende
         assert upstream["added_for"] == ["needs-test"] and "added_for" not in dependent
         assert "upstream" not in upstream["config"]
     # The upstream's identity is part of the dependent's: another base budget is another cell.
-    again = load_sweep(_tree(tmp_path, plugins, "[needs-test]", seeds="[0, 1]"))
+    again = load_sweep(_tree(tmp_path, "[needs-test]", seeds="[0, 1]"))
     assert [c["id"] for c in again.cells] == [c["id"] for c in sweep.cells]
-    path = _tree(tmp_path, plugins, "[needs-test]", seeds="[0, 1]")
+    path = _tree(tmp_path, "[needs-test]", seeds="[0, 1]")
     path.write_text(path.read_text().replace("base_fails: 0", "base_fails: 0, base_steps: 40"))
     other = _by_method(load_sweep(path).cells)
     assert {c["id"] for c in other["needs-test"]}.isdisjoint(c["id"] for c in rows["needs-test"])
     assert {c["config"]["budget"]["steps"] for c in other["base-test"]} == {40}
 
 
-def test_an_upstream_the_matrix_has_is_not_added_twice(plugins, tmp_path):
-    path = _tree(tmp_path, plugins, "[base-test, needs-test]")
+def test_an_upstream_the_matrix_has_is_not_added_twice(tmp_path):
+    path = _tree(tmp_path, "[base-test, needs-test]")
     path.write_text(path.read_text().replace("overrides: {method: {", "overrides: {method: {base-test: {budget: {steps: 30}}, "))
     sweep = load_sweep(path)
     rows = _by_method(sweep.cells)
@@ -151,14 +74,14 @@ def test_an_upstream_the_matrix_has_is_not_added_twice(plugins, tmp_path):
     ("loop-a-test", "must not lead back to itself"),
     ("bad-needs-test", "needs() returned for 'base': unknown method 'no-such-row'"),
 ])  # fmt: skip
-def test_bad_needs_are_one_line(plugins, tmp_path, method, message):
+def test_bad_needs_are_one_line(tmp_path, method, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
-        load_sweep(_tree(tmp_path, plugins, f"[{method}]"))
+        load_sweep(_tree(tmp_path, f"[{method}]"))
     assert "\n" not in str(info.value) and "deps.yaml" in str(info.value)
 
 
-def test_local_sweep_runs_the_upstream_first_and_a_second_run_does_nothing(plugins, tmp_path):
-    _tree(tmp_path, plugins, "[needs-test]")
+def test_local_sweep_runs_the_upstream_first_and_a_second_run_does_nothing(tmp_path):
+    _tree(tmp_path, "[needs-test]")
     plan = ganbench("plan", "deps.yaml", cwd=tmp_path, check=0).stdout
     assert "blocked (upstream 'base' (training " in plan and "has not finished training)" in plan
     assert "[upstream of needs-test]" in plan and "1 of them added as upstream training runs" in plan
@@ -183,8 +106,8 @@ def test_local_sweep_runs_the_upstream_first_and_a_second_run_does_nothing(plugi
     assert "2 with a result" in again.stderr and "0 to run on local" in again.stderr
 
 
-def test_a_failed_upstream_leaves_its_dependent_blocked_with_the_reason(plugins, tmp_path):
-    _tree(tmp_path, plugins, "[needs-test]", base_fails=1, executor="debug")
+def test_a_failed_upstream_leaves_its_dependent_blocked_with_the_reason(tmp_path):
+    _tree(tmp_path, "[needs-test]", base_fails=1, executor="debug")
     proc = ganbench("sweep", "deps.yaml", cwd=tmp_path, check=1)
     assert "1 cells are blocked: upstream 'base' (training " in proc.stderr
     assert "failed: RuntimeError: base-test fails on purpose" in proc.stderr

@@ -221,3 +221,72 @@ def test_preempted_cell_checkpoints_is_requeued_and_resumes(slurm_cluster, tmp_p
         assert time.time() < deadline, history
         time.sleep(0.5)
     assert history.split() == [f"{job['job_id']}|REQUEUED", f"{job['job_id']}|COMPLETED"]
+
+
+def _dependency_sweep(tmp_path: Path, base_fails: int) -> Path:
+    from test_dependencies import NEEDS_PLUGINS  # base-test, and needs-test that builds on it
+
+    (tmp_path / "slurm").mkdir(exist_ok=True)
+    (tmp_path / "slurm/test.yaml").write_text(PROFILE.read_text())
+    path = tmp_path / "deps.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: deps
+        plugins: [{NEEDS_PLUGINS}]
+        matrix: {{method: [needs-test], dataset: [ring], imbalance: [1], seed: [0]}}
+        defaults: {{budget: {{steps: 20, batch_size: 32, eval_samples: 100}}, log_every: 10}}
+        overrides: {{method: {{needs-test: {{hp: {{base_fails: {base_fails}}}}}}}}}
+        executor: {{name: slurm, profile: test}}
+    """))
+    return path
+
+
+def _wait_for_results(runs: Path, n: int, timeout_s: float = 240) -> dict[str, dict]:
+    deadline = time.time() + timeout_s
+    while len(records := _records(runs, "result.json")) < n:
+        assert time.time() < deadline, f"{len(records)} of {n} results after {timeout_s} s"
+        time.sleep(1)
+    return records
+
+
+def test_dependents_wait_on_their_upstream_with_afterok(slurm_cluster, tmp_path):
+    """The upstream training run and its dependent go out as two arrays, the
+    dependent's with afterok on the upstream's task; it runs after it and reads its folder."""
+    path = _dependency_sweep(tmp_path, base_fails=0)
+    (dependent,) = [c for c in load_sweep(path).cells if c["config"]["method"] == "needs-test"]
+    (upstream,) = [c for c in load_sweep(path).cells if c["config"]["method"] == "base-test"]
+    proc = ganbench("sweep", "deps.yaml", "--set", "sbatch.hold=true", "--no-wait", cwd=tmp_path, check=0)
+    assert "submitted 2 cells as SLURM job arrays" in proc.stderr
+    runs = tmp_path / "results/runs/deps"
+    up_job = json.loads((runs / upstream["id"] / "slurm.json").read_text())["job_id"]
+    dep_job = json.loads((runs / dependent["id"] / "slurm.json").read_text())["job_id"]
+    assert up_job.split("_")[0] != dep_job.split("_")[0]
+    shown = subprocess.run(["scontrol", "show", "job", "-o", dep_job], capture_output=True, text=True, check=True).stdout
+    assert f"Dependency=afterok:{up_job}" in shown, shown
+    status = ganbench("status", "deps.yaml", "--cells", cwd=tmp_path, check=0).stdout
+    assert "deps: done 0, diverged 0, failed 0, running 0, pending 0, queued 2 (of 2)" in status
+    (line,) = [ln for ln in status.splitlines() if ln.startswith(dependent["id"])]
+    assert f"[job {dep_job} PENDING; upstream 'base' (training {upstream['training_id']}) has not finished" in line
+
+    subprocess.run(["scontrol", "release", up_job.split("_")[0], dep_job.split("_")[0]], check=True)
+    records = _wait_for_results(runs, 2)
+    assert records[dependent["id"]]["status"] == "done", records[dependent["id"]].get("error")
+    assert records[dependent["id"]]["method_info"]["base"]["g_updates"] == 30
+    # The dependent started after its upstream's task ended.
+    sacct = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,Start,End", "-j", f"{up_job},{dep_job}"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    times = {jid: (start, end) for jid, start, end in (line.split("|") for line in sacct)}
+    assert times[dep_job][0] >= times[up_job][1], times
+    assert "0 to run on slurm" in ganbench("sweep", "deps.yaml", "--no-wait", cwd=tmp_path, check=0).stderr
+
+
+def test_a_failed_upstream_on_slurm_leaves_its_dependent_blocked(slurm_cluster, tmp_path):
+    path = _dependency_sweep(tmp_path, base_fails=1)
+    (dependent,) = [c for c in load_sweep(path).cells if c["config"]["method"] == "needs-test"]
+    proc = ganbench("sweep", "deps.yaml", cwd=tmp_path, check=1, timeout=300)
+    assert "1 cells failed" in proc.stderr and "1 cells are blocked: upstream 'base'" in proc.stderr
+    runs = tmp_path / "results/runs/deps"
+    assert not (runs / dependent["id"] / "result.json").exists()
+    status = ganbench("status", "deps.yaml", "--cells", cwd=tmp_path, check=0).stdout
+    assert "deps: done 0, diverged 0, failed 1, running 0, pending 0, blocked 1 (of 2)" in status
+    (line,) = [ln for ln in status.splitlines() if ln.startswith(dependent["id"])]
+    assert "failed: RuntimeError: base-test fails on purpose" in line
