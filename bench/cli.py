@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `ganbench plan SWEEP | head`: the reader left; stop quietly, as if by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 128 + signal.SIGPIPE
     except OSError as exc:  # the results folder: a file in its way, no permission, a full disk
         print(f"ganbench: error: {os_error_line(exc)}", file=sys.stderr)
         return 1 if is_machine_fault(exc) else 2
@@ -120,15 +125,18 @@ def _setting(key: str):
     return parse
 
 
-def _load(args):
-    from bench.spec import load_sweep
+def _load(args, fresh: bool = False):
+    """The sweep and its store. The expansion is read back from the cache when
+    nothing it depends on changed (bench.sweepcache: no plugin, no torch);
+    `fresh` expands it anew (commands that run cells)."""
+    from bench import sweepcache
     from bench.store import Store
 
     results = Path(args.results)
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {args.results}: is a file, not a folder; give a folder (it is made if missing)")
     plugin_dirs = [str(Path(p).resolve()) for p in args.plugins]
-    sweep = load_sweep(args.sweep, extra_plugin_dirs=plugin_dirs, budget=args.budget, max_cells=args.max_cells)
+    sweep = sweepcache.load(args.sweep, plugin_dirs, budget=args.budget, max_cells=args.max_cells, fresh=fresh)
     return sweep, Store(results, sweep.name)
 
 
@@ -202,7 +210,7 @@ def _run(args, evaluate_only: bool) -> int:
     from bench.executors import cell_states, counts, executor_class, to_run
     from bench.registry import METRICS
 
-    sweep, store = _load(args)
+    sweep, store = _load(args, fresh=True)
     executor_name = args.executor or sweep.executor["name"]
     profile = _profile(args, sweep, executor_name)
     workers = 1 if executor_name == "debug" else args.workers or sweep.executor["workers"]

@@ -43,10 +43,14 @@ PLUGIN_PATH_ENV = "GANBENCH_PLUGIN_PATH"
 class Registry:
     """Name -> object table with close-match errors."""
 
-    def __init__(self, kind: str, entry_point_group: str):
+    def __init__(self, kind: str, entry_point_group: str, fact_names: tuple[str, ...] = ()):
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._items: dict[str, Any] = {}
+        # Class attributes that reading results needs (the report): kept with a
+        # cached sweep (bench.sweepcache) and primed from it, so no plugin is imported.
+        self.fact_names = fact_names
+        self._primed: dict[str, dict[str, Any]] = {}
 
     def register(self, name: str) -> Callable[[Any], Any]:
         def decorator(obj: Any) -> Any:
@@ -66,6 +70,21 @@ class Registry:
         if name not in self._items:
             raise UserError(f"{where}{self.unknown_message(name)}")
         return self._items[name]
+
+    def facts(self, name: str) -> dict[str, Any]:
+        """{attribute: value} of the registered object for each of `fact_names`."""
+        if name in self._primed:
+            return self._primed[name]
+        obj = self.get(name)
+        return {attr: getattr(obj, attr) for attr in self.fact_names}
+
+    def fact(self, name: str, attr: str) -> Any:
+        """One of `fact_names` of `name`, without importing a plugin when it was primed."""
+        return self.facts(name)[attr]
+
+    def prime(self, facts: dict[str, dict[str, Any]]) -> None:
+        """Facts read from metadata (bench.sweepcache): name -> {attribute: value}."""
+        self._primed.update({name: f for name, f in facts.items() if set(f) == set(self.fact_names)})
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.5)
@@ -178,9 +197,10 @@ def _within(message: str, part: str, name: str) -> str:
 
 ADDONS = Registry("add-on", "ganbench.addons")
 METHODS = MethodRegistry("method", "ganbench.methods", ADDONS)
-DATASETS = Registry("dataset", "ganbench.datasets")
-METRICS = Registry("metric", "ganbench.metrics")
+DATASETS = Registry("dataset", "ganbench.datasets", fact_names=("kind",))
+METRICS = Registry("metric", "ganbench.metrics", fact_names=("label", "direction"))
 _ALL = (METHODS, ADDONS, DATASETS, METRICS)
+FACTS = {"metrics": METRICS, "datasets": DATASETS}  # what bench.sweepcache keeps of each
 
 _loaded_dirs: set[Path] = set()
 _entry_points_loaded = False

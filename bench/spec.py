@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.archs import ARCHS, PAPER, resolve_arch
 from bench.errors import UserError, shown
 from bench.registry import DATASETS, METHODS, METRICS, load_plugins
 from bench.yamlsafe import load_file
@@ -525,6 +524,8 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
             )):
                 check.fail(f"{key}.optimizer.betas", f"must be a list of two numbers in [0, 1), got {shown(betas)}")
     if "arch" in block:
+        from bench.archs import ARCHS, PAPER  # torch: only where a sweep sets an architecture (bench.sweepcache)
+
         arch = check.mapping(block["arch"], f"{key}.arch", ("name", "z_dim", "width"))
         if "name" in arch and not (isinstance(arch["name"], str) and (arch["name"] == PAPER or arch["name"] in ARCHS)):
             check.fail(f"{key}.arch.name", ARCHS.unknown_message(arch["name"]) + f" (or {PAPER!r}: the method's paper architecture)")
@@ -602,6 +603,8 @@ def _resolve_arch(arch: dict, hp: dict, method: type, dataset: type, combo: dict
     method's `paper_arch` for `paper`) with that architecture's defaults
     under the values the sweep gave; refused in one line when it cannot
     serve the dataset or the method's settings."""
+    from bench.archs import ARCHS, resolve_arch  # torch: only when expanding (bench.sweepcache)
+
     cell = f"method {combo['method']!r} on dataset {combo['dataset']!r}"
     resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch)
     if problem is None:

@@ -25,8 +25,7 @@ import os
 import re
 import time
 from pathlib import Path
-
-import submitit
+from typing import TYPE_CHECKING
 
 from bench.errors import MACHINE_ERRNOS
 from bench.executors.base import Executor, counts, levels, upstream_ids
@@ -34,6 +33,9 @@ from bench.executors.pack import Slot, slots
 from bench.progress import Progress
 from bench.store import Damaged, Store
 from bench.threads import share, worker_env
+
+if TYPE_CHECKING:
+    import submitit  # imported where jobs start: `status` asks every executor about jobs (job_states) without it
 
 JOBS_PER_WORKER = 3
 POLL_S = 0.5
@@ -48,6 +50,8 @@ class LocalExecutor(Executor):
         self.cells_per_job = cells_per_job
 
     def submitit_executor(self, folder: Path) -> submitit.Executor:
+        import submitit
+
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=7 * 24 * 60)
         return executor
@@ -148,6 +152,8 @@ class DebugExecutor(LocalExecutor):
     name = "debug"
 
     def submitit_executor(self, folder: Path) -> submitit.Executor:
+        import submitit
+
         return submitit.DebugExecutor(folder=folder)
 
     def gpus(self) -> list[str]:

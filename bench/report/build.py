@@ -168,7 +168,7 @@ def _page(sweep, store, records, cells, summary, tables, costs, total, matched, 
         datasets.append({"name": dataset, "columns": columns, "tables": d_tables, "plots": plot_uris,
                          "cost": [r for r in costs if r["dataset"] == dataset],
                          "budget_notes": [n for n in cost.budget_notes([r for r in costs if r["dataset"] == dataset])],
-                         "samples": samples, "pixelated": DATASETS.get(dataset).kind == "images" if dataset in DATASETS else False, "loss_plot": data_uri(loss_png) if loss_png else None,
+                         "samples": samples, "pixelated": DATASETS.fact(dataset, "kind") == "images", "loss_plot": data_uri(loss_png) if loss_png else None,
                          "class_plots": _class_plots(d_cells, by_id, method_order, dataset)})  # fmt: skip
     cell_rows = [{"id": r["id"], "method": r["method"], "dataset": r["dataset"], "imbalance": r["imbalance"],
                   "seed": r["seed"], "status": r["status"], "train_s": r["train_s"], "eval_s": r["eval_s"],

@@ -56,9 +56,9 @@ def compare_text(cells: pd.DataFrame, baseline: str, method_order: list[str], da
         key = (r["metric"], r["dataset"], r["imbalance"])
         if key != current:
             current = key
-            metric = METRICS.get(r["metric"])
-            arrow = "↓" if metric.direction == "lower" else "↑"
-            lines.append(f"{metric.label} {arrow} ({r['metric']}), {r['dataset']} ρ={r['imbalance']:g}")
+            metric = METRICS.facts(r["metric"])
+            arrow = "↓" if metric["direction"] == "lower" else "↑"
+            lines.append(f"{metric['label']} {arrow} ({r['metric']}), {r['dataset']} ρ={r['imbalance']:g}")
         d = r["diff"]
         interval = f"[{fmt(d.low)}, {fmt(d.high)}]" if d.n_row > 1 and d.n_base > 1 else "(needs 2 seeds each)"
         p = f"p={d.p:.3g}" if d.n_row > 1 and d.n_base > 1 else ""

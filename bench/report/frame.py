@@ -105,7 +105,7 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
             sds = group.get(f"evalsd:{metric}", pd.Series(math.nan, index=group.index))
             ks = group.get(f"evalk:{metric}", pd.Series(math.nan, index=group.index)).fillna(1)
             out.append({"method": method, "dataset": dataset, "imbalance": rho, "metric": metric,
-                        "label": METRICS.get(metric).label, "direction": METRICS.get(metric).direction,
+                        "label": METRICS.fact(metric, "label"), "direction": METRICS.fact(metric, "direction"),
                         "mean": ci.mean, "std": float(pd.Series(values).std(ddof=1)) if len(values) > 1 else math.nan,
                         "n": ci.n, "ci_low": ci.low, "ci_high": ci.high,
                         "eval_sd": pooled_sd(list(sds), list(ks)), "eval_k": int(ks.max()) if len(ks) else 1})  # fmt: skip
