@@ -290,3 +290,18 @@ def test_a_failed_upstream_on_slurm_leaves_its_dependent_blocked(slurm_cluster, 
     assert "deps: done 0, diverged 0, failed 1, running 0, pending 0, blocked 1 (of 2)" in status
     (line,) = [ln for ln in status.splitlines() if ln.startswith(dependent["id"])]
     assert "failed: RuntimeError: base-test fails on purpose" in line
+
+
+def test_cells_per_gpu_runs_a_pack_of_cells_in_one_task(slurm_cluster, tmp_path):
+    """cells_per_gpu: 2 on a CPU-only task of 2 cores: both cells in one array task, one process and one thread each."""
+    _sweep(tmp_path, "pack", "[gan]", "[0, 1]", steps=30)
+    proc = ganbench("sweep", "pack.yaml", "--set", "cells_per_gpu=2", "--set", "cpus_per_task=2", cwd=tmp_path,
+                    check=0, timeout=300)  # fmt: skip
+    assert "submitted 2 cells as SLURM job array " in proc.stderr
+    runs = tmp_path / "results/runs/pack"
+    jobs = _records(runs, "slurm.json")
+    assert len(jobs) == 2 and len({j["job_id"] for j in jobs.values()}) == 1  # one task ran both
+    results = _records(runs, "result.json")
+    assert [r["status"] for r in results.values()] == ["done", "done"], [r.get("error") for r in results.values()]
+    assert [r["environment"]["threads"] for r in results.values()] == [1, 1]
+    assert len({r["environment"]["host"] for r in results.values()}) == 1

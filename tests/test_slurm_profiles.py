@@ -39,6 +39,10 @@ def tree(tmp_path):
         ("partition: gpu\n", ["--set", "array_parallelism=-1"], "--set array_parallelism=-1: must be an integer >= 1"),
         ("partition: gpu\n", ["--set", "time_min"], "--set time_min: must be FIELD=VALUE"),
         ("partition: gpu\n", ["--profile", "mnie"], "--profile mnie: no profile slurm/mnie.yaml; did you mean 'mine'?"),
+        ("cells_per_gpu: 0\n", [], "slurm/mine.yaml: cells_per_gpu: must be an integer from 1 to 64"),
+        ("cells_per_gpu: 4\ncpus_per_task: 2\n", [], "slurm/mine.yaml: cpus_per_task: 2 cores cannot be shared by the 4 cells"),
+        ("gpus_per_task: 2\ncpus_per_task: 4\n", ["--set", "cells_per_gpu=3"],
+         "slurm/mine.yaml: cpus_per_task: 4 cores cannot be shared by the 6 cells a task runs at once (cells_per_gpu 3 x 2 GPUs)"),
     ],
 )
 def test_bad_profile_is_one_line_exit_2_nothing_written(tree, profile, args, message, monkeypatch, capsys):
@@ -83,9 +87,24 @@ def test_profile_becomes_the_sbatch_script(tree, monkeypatch):
                  f"export OPENBLAS_NUM_THREADS={profile['cpus_per_task']}"]:  # fmt: skip
         assert line in script.splitlines(), (line, script)
     # The example profile documents every field and loads as it is.
-    assert set(load_profile(str(REPO / "slurm/example.yaml"))) >= {"partition", "account", "qos", "gpus_per_task",
-                                                                   "cpus_per_task", "mem_gb", "time_min", "array_parallelism",
-                                                                   "sbatch", "setup"}  # fmt: skip
+    from bench.executors.profiles import PROFILE_FIELDS
+
+    assert set(load_profile(str(REPO / "slurm/example.yaml"))) >= set(PROFILE_FIELDS)
+
+
+def test_cells_per_gpu_share_the_task_cores_and_each_gpu(tree, monkeypatch):
+    """Four cells per GPU on a two-GPU task of 16 cores: 8 cells, 2 threads each, 4 on each GPU with 1/4 of its memory."""
+    from bench.executors.pack import slot_env, slots
+    from bench.executors.profiles import cells_per_task, load_profile, sbatch_parameters, threads_per_cell
+
+    monkeypatch.chdir(tree)
+    profile = load_profile("mine", ["gpus_per_task=2", "cpus_per_task=16", "cells_per_gpu=4"])
+    assert cells_per_task(profile) == 8 and threads_per_cell(profile) == 2
+    assert "export OMP_NUM_THREADS=2" in sbatch_parameters(profile, "job")["setup"]
+    layout = slots(8, ["0", "1"])
+    assert [s.gpu for s in layout] == ["0", "1"] * 4 and {s.gpu_share for s in layout} == {0.25}
+    assert slot_env(layout[1], 2)["CUDA_VISIBLE_DEVICES"] == "1" and slot_env(layout[1], 2)["MKL_NUM_THREADS"] == "2"
+    assert slots(3, []) == [slots(1, [])[0]] * 3 and slots(1, [])[0].gpu is None  # no GPU: the environment is left alone
 
 
 def test_local_workers_get_one_gpu_each(tmp_path, monkeypatch):
