@@ -148,7 +148,7 @@ def train_stage(cell: dict, store: Store) -> tuple[dict, bool, dict | None]:
         except Damaged as exc:
             existing = None
             moved.append(set_aside(exc.path, exc.reason))
-        if existing is not None and not _retry_training(existing, folder, cell["runtime"]):
+        if existing is not None and not retry_training(existing, folder, cell["runtime"]):
             if existing["config"] != config:
                 raise CellRefused(f"{folder} holds a training run of another config; move that folder away to rerun")
             if existing["status"] != TRAINED:
@@ -163,7 +163,7 @@ def train_stage(cell: dict, store: Store) -> tuple[dict, bool, dict | None]:
         return record, False, load_generator(folder / GENERATOR) if record["status"] == TRAINED else None
 
 
-def _retry_training(existing: dict, folder: Path, runtime: dict) -> bool:
+def retry_training(existing: dict, folder: Path, runtime: dict) -> bool:
     # A failed training run is retried once per `--retry-failed` sweep, not
     # once more by every cell that shares it.
     if existing["status"] != "failed" or not runtime.get("retry_failed"):

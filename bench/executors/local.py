@@ -127,7 +127,7 @@ class LocalExecutor(Executor):
         coming = {c["training_id"] for batch in queue for c in batch} | {c["training_id"] for _, batch, _ in running for c in batch}
         for batch in queue:
             waits = {t for c in batch for t in upstream_ids(c)} & coming - {c["training_id"] for c in batch}
-            if any(not self._ended(t) for t in waits):
+            if any(not self._ended(t, batch[0]["runtime"]) for t in waits):
                 continue
             if not peek:
                 queue.remove(batch)
@@ -136,11 +136,16 @@ class LocalExecutor(Executor):
                 return ready
         return None
 
-    def _ended(self, training_id: str) -> bool:
+    def _ended(self, training_id: str, runtime: dict) -> bool:
+        """Whether the run has ended (trained, failed, diverged, or its train.json is
+        damaged), unless it is a failed run that this `--retry-failed` sweep trains again."""
+        from bench.runner import retry_training
+
         try:
-            return self.store.training(training_id) is not None
+            record = self.store.training(training_id)
         except Damaged:
             return True
+        return record is not None and not retry_training(record, self.store.training_dir(training_id), runtime)
 
     @staticmethod
     def cancel_jobs(jobs: list[submitit.Job]) -> None:
