@@ -4,11 +4,13 @@ Expanding a sweep imports every plugin (methods import torch, seconds per
 process) and resolves every cell. What it gives depends only on the sweep
 file, the command's options, the environment that names plugins and limits,
 and the code of ganbench and its plugins. So `load` keeps the expansion in
-the cache (``$GANBENCH_CACHE/sweeps/<hash of file and options>.json``) with
-a stamp of that code: size and mtime of every ``*.py`` file under bench/ and
-the plugin folders, of those folders (a file added or removed), and of the
-folders on the import path (a package installed: plugin entry points). While the
-stamp holds, the expansion is read back; any change expands afresh.
+the cache, one entry per sweep file and options
+(``$GANBENCH_CACHE/sweeps/<hash of path and options>.json``), with a hash of
+the file's content and a stamp of that code: size and mtime of every
+``*.py`` file under bench/ and the plugin folders, of those folders (a file
+added or removed), and of the folders on the import path (a package
+installed: plugin entry points). While both hold, the expansion is read
+back; any change expands afresh and replaces the entry.
 
 The entry also keeps the registry facts that reading results needs (a
 metric's label and direction, a dataset's kind; `bench.registry.FACTS`), and
@@ -38,28 +40,25 @@ def load(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str | None
          max_cells: int | None = None, fresh: bool = False) -> Sweep:  # fmt: skip
     """`bench.spec.load_sweep(...)`, read from the cache when nothing it depends on changed."""
     path = Path(path)
-    entry_file = _entry_file(path, extra_plugin_dirs, budget, max_cells)
+    try:
+        # One entry per sweep file and options (an edited file replaces its entry); its content is checked on reading.
+        content = hashlib.sha256(path.read_bytes()).hexdigest()
+        key = json.dumps([FORMAT, str(path.resolve()), list(map(str, extra_plugin_dirs)), budget, max_cells,
+                          os.environ.get(MAX_CELLS_ENV, ""), os.environ.get(PLUGIN_PATH_ENV, ""), os.getcwd(),
+                          sys.version])  # fmt: skip
+        entry_file = cache_dir("sweeps") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    except OSError:  # no such file, no permission, no cache folder: load_sweep says what is wrong, if anything
+        content = entry_file = None
     if not fresh and entry_file is not None:
-        sweep = _read(entry_file)
+        sweep = _read(entry_file, content)
         if sweep is not None:
             return sweep
     from bench.spec import load_sweep  # the plugins, torch and the resolution
 
     sweep = load_sweep(path, extra_plugin_dirs=extra_plugin_dirs, budget=budget, max_cells=max_cells)
     if entry_file is not None:
-        _write(entry_file, sweep)
+        _write(entry_file, content, sweep)
     return sweep
-
-
-def _entry_file(path: Path, extra_plugin_dirs, budget, max_cells) -> Path | None:
-    try:
-        text = path.read_bytes()
-    except OSError:  # not there or not readable: load_sweep says so in its own words
-        return None
-    key = json.dumps([FORMAT, str(path.resolve()), hashlib.sha256(text).hexdigest(), list(map(str, extra_plugin_dirs)),
-                      budget, max_cells, os.environ.get(MAX_CELLS_ENV, ""), os.environ.get(PLUGIN_PATH_ENV, ""),
-                      os.getcwd(), sys.version])  # fmt: skip
-    return cache_dir("sweeps") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
 def _stamp(plugin_dirs: list[str]) -> list[list]:
@@ -86,8 +85,8 @@ def _facts(sweep: Sweep) -> dict[str, dict[str, dict]]:
     return {kind: {name: registry.facts(name) for name in sorted(used[kind])} for kind, registry in FACTS.items()}
 
 
-def _write(entry_file: Path, sweep: Sweep) -> None:
-    entry = {"stamp": _stamp(sweep.plugin_dirs), "facts": _facts(sweep),
+def _write(entry_file: Path, content: str, sweep: Sweep) -> None:
+    entry = {"content": content, "stamp": _stamp(sweep.plugin_dirs), "facts": _facts(sweep),
              "sweep": {**{f.name: getattr(sweep, f.name) for f in dataclasses.fields(sweep)}, "path": str(sweep.path)}}  # fmt: skip
     try:
         atomic_write(entry_file, json.dumps(entry, separators=(",", ":")))
@@ -95,10 +94,10 @@ def _write(entry_file: Path, sweep: Sweep) -> None:
         pass
 
 
-def _read(entry_file: Path) -> Sweep | None:
+def _read(entry_file: Path, content: str) -> Sweep | None:
     try:
         entry = json.loads(entry_file.read_bytes())
-        if entry["stamp"] != _stamp(entry["sweep"]["plugin_dirs"]):
+        if entry["content"] != content or entry["stamp"] != _stamp(entry["sweep"]["plugin_dirs"]):
             return None
         fields = entry["sweep"]
         sweep = Sweep(**{**fields, "path": Path(fields["path"])})

@@ -130,3 +130,23 @@ def test_a_failed_upstream_leaves_its_dependent_blocked_with_the_reason(tmp_path
     retry = ganbench("sweep", "deps.yaml", "--retry-failed", "--no-report", cwd=tmp_path, check=0)
     assert "2 to run on local" in retry.stderr
     assert json.loads((runs / dependent["id"] / "result.json").read_text())["status"] == "done"
+
+
+def test_upstream_dir_and_derived_file(tmp_path):
+    """What a dependent method sees: its upstream folders by name, a clear error for others."""
+    from bench.registry import DATASETS, METHODS
+
+    (cell,) = [c for c in load_sweep(_tree(tmp_path, "[needs-test]")).cells if c["config"]["method"] == "base-test"]
+    upstream = tmp_path / "train/abc"
+    upstream.mkdir(parents=True)
+    method = METHODS.get("base-test").create(cell["config"], DATASETS.get("ring").info(), "cpu",
+                                             upstream_dirs={"base": str(upstream)})  # fmt: skip
+    assert method.upstream_dir("base") == upstream
+    bank = method.derived_file("base", "bank-1234.pt")
+    assert bank == upstream / "derived/bank-1234.pt" and bank.parent.is_dir()
+    with pytest.raises(LookupError, match="method 'base-test' has no upstream training run 'other'"):
+        method.upstream_dir("other")
+    gone = METHODS.get("base-test").create(cell["config"], DATASETS.get("ring").info(), "cpu",
+                                           upstream_dirs={"base": str(tmp_path / "missing")})  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="upstream training run 'base': no folder"):
+        gone.upstream_dir("base")
