@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.archs import ARCHS, PAPER, resolve_arch
+from bench.archs import ARCHS, PAPER, arch_problem, resolve_arch
 from bench.errors import UserError, shown
 from bench.registry import DATASETS, METHODS, METRICS, load_plugins
 from bench.yamlsafe import load_file
@@ -479,10 +479,16 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         config.pop("eval_repeats", None)  # the default stays out of the config: ids from before it existed hold
     config["arch"] = _resolve_arch(config["arch"], config["hp"], method, dataset, combo, check)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
+    problem = method.dataset_problem(dataset.info())
+    if problem:
+        check.fail("matrix", f"method {combo['method']!r} on dataset {combo['dataset']!r}: {problem}")
     for name in config["metrics"]:
         metric = METRICS.get(name)
         if not metric.applies_to(dataset):
             check.fail("metrics", f"metric {name!r} does not apply to dataset {combo['dataset']!r} ({metric.requirement})")
+        if metric.needs_labels and not method.conditional:
+            check.fail("metrics", f"metric {name!r} scores the labels a generator was asked for; row {combo['method']!r} "
+                       f"is unconditional (use a conditional row such as cgan or ccgan-svdl, or other metrics)")  # fmt: skip
     if not config["metrics"]:
         check.fail(f"overrides.dataset.{combo['dataset']}.metrics", f"dataset {combo['dataset']!r} has no default metrics "
                    f"yet; name metrics that apply to it ({dataset.label_type} labels, {dataset.kind}), or leave it out of the matrix")  # fmt: skip
@@ -503,9 +509,9 @@ def _resolve_arch(arch: dict, hp: dict, method: type, dataset: type, combo: dict
     under the values the sweep gave; refused in one line when it cannot
     serve the dataset or the method's settings."""
     cell = f"method {combo['method']!r} on dataset {combo['dataset']!r}"
-    resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch)
+    resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch, method.conditional)
     if problem is None:
-        problem = ARCHS.get(resolved["name"]).problem(dataset.info())
+        problem = arch_problem(resolved["name"], dataset.info(), method.conditional)
     if problem:
         check.fail("arch", f"{cell}: {problem}")
     for k, problem in method.arch_problems(resolved, dataset.info(), hp):
