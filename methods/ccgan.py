@@ -180,7 +180,8 @@ class CcGAN(Method):
         order = torch.argsort(y)
         self.x, self.y, self.order, self.sorted_y = data.x, y, order, y[order]
         self.distinct = torch.unique(y)
-        y_np = y.double().cpu().numpy()
+        lo, hi = self.data_info["label_range"]
+        y_np = ((data.y.double().cpu() - lo) / (hi - lo)).numpy()  # sigma and kappa in float64, as theirs
         sigma = self.hp["ccgan_sigma"] or rule_of_thumb_sigma(y_np)
         base = kappa_base(np.unique(y_np), self.hp["ccgan_kappa"])
         self.radius, self.nu = vicinity_radius(self.vicinity, base, self.hp["ccgan_soft_threshold"])

@@ -16,6 +16,7 @@ import torch
 from bench.archs import ARCHS, DEFAULT_ARCH_NAME, DEFAULT_CONDITIONAL_ARCH_NAME
 from bench.data import Split
 from bench.errors import UserError
+from bench.method import Method
 from bench.registry import ADDONS, DATASETS, METHODS
 from conditional_data import TinyAngles
 from conftest import ganbench
@@ -29,7 +30,7 @@ def _conditional(name):
 
 
 def _needs_upstream(name):
-    return bool(METHODS.get(name).needs({"hp": METHODS.get(name).hp}))
+    return METHODS.get(name).needs.__func__ is not Method.needs.__func__
 
 
 # Every unconditional base method and alias, each add-on that applies to gan,
@@ -67,7 +68,7 @@ FAST_HP = {"drs_burnin": 64, "drs_calib_steps": 3, "pa_every": 1, "pa_window": 1
            "cgan_classes": 4, "ccgan_embed_net": "small", "ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1}  # fmt: skip
 
 
-def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None):
+def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None, runtime=None):
     """(method, next_batch) for row `name`, built as the runner builds it;
     `next_batch.generator` is the batch stream's generator."""
     cls = METHODS.get(name)
@@ -80,7 +81,7 @@ def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, w
               "optimizer": copy.deepcopy(cls.optimizer), "arch": arch, "hp": hp}  # fmt: skip
     torch.manual_seed(seed)
     ds = data_cls()
-    method = cls(config, ds.info(), torch.device("cpu"), dataset=ds)
+    method = cls(config, ds.info(), torch.device("cpu"), dataset=ds, runtime=runtime)
     data = ds.train_set(1, seed)
     method.begin(Split(data.x, data.y, data.class_counts, data.aux), fresh=True)
     batches = torch.Generator().manual_seed(seed)
