@@ -74,9 +74,11 @@ class Method:
     # G(z, c) and D(x, c): `label_input` encodes labels as c, `sample` takes the labels to generate.
     conditional: ClassVar[bool] = False
 
-    def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None, runtime: dict | None = None):
+    def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
-        self.runtime = runtime or {}  # the cell's runtime while training (upstream_dirs), {} when evaluating
+        # The cell's runtime (upstream_dirs, ...): the runner sets it before training
+        # (after construction, so plugins' __init__(config, data_info, device, dataset) keep working).
+        self.runtime: dict = {}
         self.hp = config["hp"]
         self.z_dim = config["arch"]["z_dim"]
         self.device = device

@@ -213,7 +213,8 @@ def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
                           "counts_of": "classes" if dataset.label_type == "class" else "10 equal-width label bins",
                           "options": {k: v for k, v in dataset.settings.items() if not dataset.options[k].path}}  # fmt: skip
         seed_everything(config["seed"])  # before the networks exist: their init is part of the run
-        method = METHODS.get(config["method"])(config, dataset.info(), device, dataset=dataset, runtime=cell["runtime"])
+        method = METHODS.get(config["method"])(config, dataset.info(), device, dataset=dataset)
+        method.runtime = cell["runtime"]  # upstream_dirs for rows that read other training runs (Method.needs)
         with _deferring_signals():
             outcome = train(method, data, config, cell["runtime"], folder)
         earlier_s = outcome.earlier_s

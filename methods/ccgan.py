@@ -139,9 +139,9 @@ class CcGAN(Method):
     compilable = False  # empty vicinities are drawn again (a data-dependent loop)
     vicinity: ClassVar[str]  # "hard" | "soft"
 
-    def __init__(self, config, data_info, device, dataset=None, runtime=None):
+    def __init__(self, config, data_info, device, dataset=None):
         self.images = data_info["kind"] == "images"
-        super().__init__(config, data_info, device, dataset=dataset, runtime=runtime)
+        super().__init__(config, data_info, device, dataset=dataset)
         self.y2h = Y2H().to(device).requires_grad_(False).eval() if self.images else None
         self.facts: dict = {}
         self.real_term, self.fake_term, self.gen_term = losses(self.hp["ccgan_loss"])

@@ -71,9 +71,9 @@ class CGAN(Method):
     paper_arch = {"images": "ccgan-sngan"}
     conditional = True
 
-    def __init__(self, config, data_info, device, dataset=None, runtime=None):
+    def __init__(self, config, data_info, device, dataset=None):
         self.continuous = data_info["label_type"] == "continuous"
-        super().__init__(config, data_info, device, dataset=dataset, runtime=runtime)
+        super().__init__(config, data_info, device, dataset=dataset)
         self.real_term, self.fake_term, self.gen_term = ccgan.losses(self.hp["cgan_loss"])
         self.cutoffs: torch.Tensor | None = None  # continuous labels: set from the training split
 
