@@ -236,3 +236,26 @@ def test_a_conditional_row_on_unlabelled_or_class_data_is_refused(tmp_path):
     path.write_text(LABEL_SWEEP.replace("METHOD", "ccgan-svdl").replace("circle", "digits"))
     with pytest.raises(UserError, match="CcGAN conditions on a continuous label; the dataset has class labels"):
         load_sweep(path)
+
+
+def test_dual_nda_resumed_from_its_state_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    from test_methods import _rng_state, _set_rng_state
+
+    _, folder = _baseline(tmp_path)
+    straight, next_batch = _dual(folder, monkeypatch)
+    for _ in range(4):
+        straight.train_step(next_batch)
+    first, next_batch = _dual(folder, monkeypatch)
+    for _ in range(2):
+        first.train_step(next_batch)
+    saved, rng = first.state_dict(), _rng_state(next_batch.generator)
+    resumed, next_batch = _dual(folder, monkeypatch)
+    resumed.load_state_dict(saved)
+    _set_rng_state(rng, next_batch.generator)
+    for _ in range(2):
+        resumed.train_step(next_batch)
+    for a, b in zip(straight.state_dict()["D"].values(), resumed.state_dict()["D"].values()):
+        assert torch.equal(a, b)
+    labels = TinyAngles().requested_labels(6)
+    assert torch.equal(straight.sample(6, seed=1, labels=labels), resumed.sample(6, seed=1, labels=labels))
+    assert straight.record() == resumed.record()
