@@ -104,6 +104,14 @@ class Dataset:
         """The balanced held-out set every cell is evaluated against."""
         raise NotImplementedError
 
+    def requested_labels(self, n: int) -> torch.Tensor:
+        """The labels evaluation asks a conditional generator for, one per sample:
+        every class equally often (class ids 0, 1, ..., C-1, 0, 1, ...), or the
+        evaluation centres of continuous labels (`ContinuousDataset`)."""
+        if self.label_type != "class" or not self.num_classes:
+            raise ValueError(f"dataset {self.name!r} has no labels to ask a generator for")
+        return torch.arange(n) % self.num_classes
+
     @classmethod
     def info(cls) -> dict:
         return {
@@ -114,6 +122,7 @@ class Dataset:
             "channels": cls.channels,
             "dim": cls.dim,
             "label_range": list(getattr(cls, "label_range", None) or []) or None,
+            "periodic": getattr(cls, "periodic", False),
             "reference_split": cls.reference_split,
         }
 
@@ -127,9 +136,19 @@ class ContinuousDataset(Dataset):
 
     label_type = "continuous"
     label_range: ClassVar[tuple[float, float]]
+    periodic: ClassVar[bool] = False  # the label is an angle: the ends of label_range meet
 
     def eval_labels(self) -> np.ndarray:
         raise NotImplementedError
+
+    def requested_labels(self, n: int) -> torch.Tensor:
+        """An even grid over the evaluation centres: centre k is asked for n // K
+        times (the first n % K centres once more), in order, as CcGAN samples
+        a fixed number of fakes at each evaluation label (circle: 360 x 100)."""
+        centres = torch.from_numpy(np.asarray(self.eval_labels(), dtype=np.float32))
+        counts = torch.full((len(centres),), n // len(centres), dtype=torch.long)
+        counts[: n % len(centres)] += 1
+        return centres.repeat_interleave(counts)
 
     def relative(self, y: np.ndarray) -> np.ndarray:
         """Where labels sit in `label_range`, from 0 (low end) to 1 (high end)."""

@@ -13,6 +13,14 @@ A method is a small class registered in `bench.registry.METHODS`:
 - networks come from the architecture registry (`bench.archs`) by the
   config's `arch.name`; `paper_arch` names the method's paper network
   (`arch: {name: paper}`), `per_sample_d` asks for a D without batch norm;
+- a conditional method (`conditional = True`) builds G(z, c) and D(x, c),
+  c being its encoding of a label (`label_input`), and samples for the
+  labels evaluation asks for (`sample(n, seed, labels)`); add-ons refuse
+  conditional bases unless they say otherwise (`AddOn.conditional_ok`);
+- `begin(data, fresh)` is called by the loop before the first step of a
+  process: methods that draw their own batches (CcGAN's vicinity) keep the
+  training split; `needs(config)` names other training runs a method reads
+  (Dual-NDA: a trained CcGAN), `upstream_dir(name)` is where they are;
 - `record()` returns per-cell facts the result keeps under "method_info"
   (the base gives `g_updates`, `d_updates` and the architecture); state that
   must survive a resume goes through `state_dict` (and, minus the
@@ -69,6 +77,8 @@ class Method:
     per_sample_d: ClassVar[bool] = False
     # name -> the training folder of an upstream run (see `needs`); set by `create`.
     _upstream_dirs: ClassVar[dict[str, Path]] = {}
+    # G(z, c) and D(x, c): `label_input` encodes labels as c, `sample` takes the labels to generate.
+    conditional: ClassVar[bool] = False
 
     def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
@@ -152,7 +162,16 @@ class Method:
 
     def build_pair(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
         """The shared (G, D) pair; an add-on that changes D's input widens it here."""
+        if self.conditional:
+            return build_pair(arch, data_info, per_sample_d=self.per_sample_d, cond_dim=self.label_dim())
         return build_pair(arch, data_info, per_sample_d=self.per_sample_d)
+
+    @classmethod
+    def dataset_problem(cls, info: dict) -> str | None:
+        """Why this method cannot train on a dataset with these declarations (`Dataset.info()`), or None."""
+        if cls.conditional and info["label_type"] == "none":
+            return "a conditional method needs labelled data"
+        return None
 
     @classmethod
     def arch_problems(cls, arch: dict, data_info: dict, hp: dict) -> list[tuple[str, str]]:
@@ -206,6 +225,19 @@ class Method:
         return {}
 
     # -- hooks --------------------------------------------------------------
+    def begin(self, data, fresh: bool) -> None:
+        """Called by the loop before this process's first step with the training split
+        (`bench.data.Split`, tensors on the method's device); `fresh` is False when
+        the state was loaded from a checkpoint (what the state holds is not fetched again)."""
+
+    def label_dim(self) -> int:
+        """The width of c, a conditional method's encoding of one label."""
+        raise NotImplementedError(f"{type(self).__name__} is conditional and must define label_dim and label_input")
+
+    def label_input(self, labels: torch.Tensor) -> torch.Tensor:
+        """c for G and D from labels as the dataset gives them (class ids, continuous values)."""
+        raise NotImplementedError(f"{type(self).__name__} is conditional and must define label_dim and label_input")
+
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The latent prior; N(0, I) unless a method or add-on changes it."""
         return torch.randn(n, self.z_dim, device=self.device, generator=generator)
@@ -272,12 +304,21 @@ class Method:
 
     # -- after training -------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, seed: int, batch_size: int = 500) -> torch.Tensor:
-        """n samples from G with a seeded prior, on the CPU."""
+    def sample(self, n: int, seed: int, labels: torch.Tensor | None = None, batch_size: int = 500) -> torch.Tensor:
+        """n samples from G with a seeded prior, on the CPU; a conditional
+        method generates sample i for `labels[i]` (the runner passes them)."""
+        if self.conditional != (labels is not None):
+            raise ValueError(f"{self.name}: {'a conditional method samples for given labels' if self.conditional else 'an unconditional method takes no labels'}")
         generator = torch.Generator(device=self.device).manual_seed(seed)
         was_training = self.G.training
         self.G.eval()
-        out = [self.G(self.latent(min(batch_size, n - i), generator)).cpu() for i in range(0, n, batch_size)]
+        out = []
+        for i in range(0, n, batch_size):
+            z = self.latent(min(batch_size, n - i), generator)
+            if labels is None:
+                out.append(self.G(z).cpu())
+            else:
+                out.append(self.G(z, self.label_input(labels[i : i + len(z)].to(self.device))).cpu())
         self.G.train(was_training)
         return torch.cat(out)
 
@@ -338,10 +379,16 @@ class AddOn(Method):
     """
 
     conflicts: ClassVar[dict[str, str]] = {}  # other add-on name -> why the two cannot be combined
+    # Add-ons work on D(x) (its features and head) and G(z); a conditional base's
+    # D(x, c) and G(z, c) are refused unless the add-on is written for them.
+    conditional_ok: ClassVar[bool] = False
 
     @classmethod
     def refuses(cls, base: type[Method]) -> str | None:
-        """Why this add-on does not apply to `base`, or None when it does."""
+        """Why this add-on does not apply to `base`, or None when it does.
+        Overrides call super() first (the conditional check)."""
+        if base.conditional and not cls.conditional_ok:
+            return f"{base.name} is conditional (G(z, c), D(x, c)); add-on {cls.name!r} is written for D(x) and G(z)"
         return None
 
 

@@ -235,18 +235,21 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool, state
         method = METHODS.get(config["method"]).create(training_config(config), dataset.info(), device,
                                                       upstream_dirs=cell["runtime"].get("upstream_dirs"))  # fmt: skip
         reference = dataset.reference_set()
+        # A conditional row generates for the labels evaluation asks for, and the metrics see them.
+        labels = dataset.requested_labels(config["budget"]["eval_samples"]) if method.conditional else None
         for repeat in range(config.get("eval_repeats", 1)):
             eval_seed = config["eval_seed"] + repeat
             method.load_sampling_state(state)  # each evaluation starts from the saved state (DRS's running max)
             seed_everything(eval_seed)  # metrics that draw random numbers draw the same ones every time
             t0 = time.perf_counter()
-            fake = method.sample(config["budget"]["eval_samples"], seed=eval_seed)
+            asked = {} if labels is None else {"labels": labels}  # plugins' sample(n, seed) of unconditional rows keep working
+            fake = method.sample(config["budget"]["eval_samples"], seed=eval_seed, **asked)
             timings["sample_s"] += time.perf_counter() - t0
             if repeat == 0:
                 record["method_info"] = method.record()  # e.g. DRS acceptance rate, PA level steps
                 save_sample_picture(fake, dataset, store.cell_dir(cell["id"]) / "samples.png")
             t0 = time.perf_counter()
-            ctx = EvalContext(dataset=dataset, fake=fake, reference=reference, device=device)
+            ctx = EvalContext(dataset=dataset, fake=fake, reference=reference, device=device, fake_labels=labels)
             values = {}
             for name in config["metrics"]:
                 t1 = time.perf_counter()

@@ -580,10 +580,16 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         config.pop("eval_repeats", None)  # the default stays out of the config: ids from before it existed hold
     config["arch"] = _resolve_arch(config["arch"], config["hp"], method, dataset, combo, check)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
+    problem = method.dataset_problem(dataset.info())
+    if problem:
+        check.fail("matrix", f"method {combo['method']!r} on dataset {combo['dataset']!r}: {problem}")
     for name in config["metrics"]:
         metric = METRICS.get(name)
         if not metric.applies_to(dataset):
             check.fail("metrics", f"metric {name!r} does not apply to dataset {combo['dataset']!r} ({metric.requirement})")
+        if metric.needs_labels and not method.conditional:
+            check.fail("metrics", f"metric {name!r} scores the labels a generator was asked for; row {combo['method']!r} "
+                       f"is unconditional (use a conditional row such as cgan or ccgan-svdl, or other metrics)")  # fmt: skip
     if not config["metrics"]:
         check.fail(f"overrides.dataset.{combo['dataset']}.metrics", f"dataset {combo['dataset']!r} has no default metrics "
                    f"yet; name metrics that apply to it ({dataset.label_type} labels, {dataset.kind}), or leave it out of the matrix")  # fmt: skip
@@ -603,12 +609,12 @@ def _resolve_arch(arch: dict, hp: dict, method: type, dataset: type, combo: dict
     method's `paper_arch` for `paper`) with that architecture's defaults
     under the values the sweep gave; refused in one line when it cannot
     serve the dataset or the method's settings."""
-    from bench.archs import ARCHS, resolve_arch  # torch: only when expanding (bench.sweepcache)
+    from bench.archs import arch_problem, resolve_arch  # torch: only when expanding (bench.sweepcache)
 
     cell = f"method {combo['method']!r} on dataset {combo['dataset']!r}"
-    resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch)
+    resolved, problem = resolve_arch(arch, dataset.kind, method.paper_arch, method.conditional)
     if problem is None:
-        problem = ARCHS.get(resolved["name"]).problem(dataset.info())
+        problem = arch_problem(resolved["name"], dataset.info(), method.conditional)
     if problem:
         check.fail("arch", f"{cell}: {problem}")
     for k, problem in method.arch_problems(resolved, dataset.info(), hp):

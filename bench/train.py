@@ -174,6 +174,7 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
         # The checkpoint carries the log rows up to its step, so a kill between
         # writing it and writing losses.csv loses nothing.
         rows = list(state["log"])
+    method.begin(Split(x, y, data.class_counts, data.aux), fresh=state is None)
     began = time.perf_counter()
 
     def checkpoint(step: int) -> None:
@@ -189,7 +190,8 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
         if STOP.is_set():
             checkpoint(step - 1)
             raise Interrupted(step - 1)
-        logs = method.train_step(next_batch)
+        # Steps return detached 0-d tensors (no host sync inside a step) or floats.
+        logs = {k: float(v) for k, v in method.train_step(next_batch).items()}
         if not all(math.isfinite(v) for v in logs.values()):
             _write_log(log_path, rows + [{"step": step, **logs}])
             raise Diverged(step, logs)

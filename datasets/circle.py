@@ -1,9 +1,19 @@
 """CcGAN's Circular 2-D Gaussians (Ding et al. 2021, "CcGAN").
 
-Training: 120 angles evenly spaced in [0, 2pi), 10 samples each from
-N((sin t, cos t), 0.02^2 I), drawn with the cell's seed; the label is the
-angle t (radians). Evaluation: 360 angles evenly spaced and offset by half a
-degree, so none is a training angle, 10 samples each (seed 12345).
+As improved_CcGAN's `Simulation/main.py` runs it. Training: 120 angles
+evenly spaced in [0, 2pi) (linspace(0, 2pi, 121) without its last point),
+10 samples each from N((sin t, cos t), 0.02^2 I), drawn with the cell's
+seed; the label is the angle t (radians, `periodic`: 0 and 2pi meet).
+Evaluation angles are the authors': the 12,000-point grid
+linspace(0, 2pi, 12001)[:12000] without the training angles (removed by
+exact float comparison, `np.setdiff1d`), then its 360 quantiles (i + 1) / 360
+with method "nearest". Because the comparison is exact, 16 training angles
+that differ from a grid point by one ulp stay in the grid, and 5 of the 360
+evaluation angles (54, 99, 189, 342 and 351 degrees) are training angles
+to 1e-14 degrees; we keep the grid as it is, so scores compare with theirs.
+A conditional generator is asked for each evaluation angle equally often
+(`requested_labels`; the authors: 100 fakes per angle, 36,000 in all).
+The reference split: 10 real samples per evaluation angle (seed 12345).
 
 Imbalance: a sample at angle t is kept with probability rho ** (-t / 2pi)
 (bench.longtail.density_keep): angles near 0 stay dense, angles near 2pi
@@ -25,6 +35,7 @@ class Circle(ContinuousDataset):
     dim = 2
     metrics = ("circle_hq", "circle_modes", "circle_w2")
     label_range = (0.0, 2 * np.pi)
+    periodic = True
     sigma: ClassVar[float] = 0.02
     radius: ClassVar[float] = 1.0
     n_angles: ClassVar[int] = 120
@@ -32,14 +43,17 @@ class Circle(ContinuousDataset):
     n_eval_angles: ClassVar[int] = 360
     reference_seed: ClassVar[int] = 12345
     description = "CcGAN circular 2-D Gaussians: 120 training angles, 10 samples each, sigma 0.02; label = angle"
-    reference_split = "360 unseen angles (offset half a degree), 10 samples each (seed 12345)"
+    reference_split = "the 360 evaluation angles of CcGAN's simulation, 10 samples each (seed 12345)"
 
     @classmethod
     def train_labels(cls) -> np.ndarray:
-        return 2 * np.pi * np.arange(cls.n_angles) / cls.n_angles
+        return np.linspace(0, 2 * np.pi, cls.n_angles + 1)[: cls.n_angles]
 
     def eval_labels(self) -> np.ndarray:
-        return 2 * np.pi * (np.arange(self.n_eval_angles) + 0.5) / self.n_eval_angles
+        grid = np.linspace(0, 2 * np.pi, 100 * self.n_angles + 1)[: 100 * self.n_angles]
+        unseen = np.setdiff1d(grid, self.train_labels())
+        q = (np.arange(self.n_eval_angles) + 1) / self.n_eval_angles
+        return np.quantile(unseen, q, method="nearest")
 
     @classmethod
     def mean(cls, labels) -> np.ndarray:

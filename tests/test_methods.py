@@ -13,38 +13,78 @@ import numpy as np
 import pytest
 import torch
 
-from bench.archs import ARCHS, DEFAULT_ARCH_NAME
+from bench.archs import ARCHS, DEFAULT_ARCH_NAME, DEFAULT_CONDITIONAL_ARCH_NAME
+from bench.data import Split
 from bench.errors import UserError
+from bench.method import Method
 from bench.registry import ADDONS, DATASETS, METHODS
+from conditional_data import TinyAngles
 from conftest import ganbench
 from metrics_threads import one_thread  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # two threads per process oversubscribe the shared cores
 
-# Every base method and alias, each add-on on gan, and the combinations the
-# sweeps use or that exercise two add-ons' hooks together.
-ROWS = [*METHODS.names(), *(f"gan+{addon}" for addon in ADDONS.names()),
+
+def _conditional(name):
+    return METHODS.get(name).conditional
+
+
+def _needs_upstream(name):
+    return METHODS.get(name).needs.__func__ is not Method.needs.__func__
+
+
+# Every unconditional base method and alias, each add-on that applies to gan,
+# and the combinations the sweeps use or that exercise two add-ons' hooks
+# together; conditional rows get their own cases (their data need labels of
+# their kind); rows that read another training run are tested in
+# test_conditional.py.
+ROWS = [*(n for n in METHODS.names() if not _conditional(n)),
+        *(f"gan+{addon}" for addon in ADDONS.names() if ADDONS.get(addon).refuses(METHODS.get("gan")) is None),
         "sngan+pa+adaptivemix", "wgan-gp+pa", "lsgan+drs", "wgan+drs", "sngan+drs"]  # fmt: skip
-CASES = [("ring", "mlp")] + [("digits", name) for name in ARCHS.names() if ARCHS.get(name).kind == "images"]
+CASES = [("ring", "mlp")] + [("digits", name) for name in ARCHS.names()
+                             if ARCHS.get(name).kind == "images" and not ARCHS.get(name).conditional]  # fmt: skip
+COND_ROWS = [n for n in METHODS.names() if _conditional(n) and not _needs_upstream(n)]
+COND_IMAGE_ARCHS = [n for n in ARCHS.names() if ARCHS.get(n).conditional and ARCHS.get(n).kind == "images"
+                    and ARCHS.get(n).problem({**TinyAngles.info()}) is None]  # fmt: skip
+COND_POINT_ARCHS = [n for n in ARCHS.names() if ARCHS.get(n).conditional and ARCHS.get(n).kind == "points"]
+
+
+def _cond_cases(name):
+    """(dataset, arch) pairs a conditional row trains on in these tests."""
+    cls = METHODS.get(name)
+    cases = []
+    for dataset in ("ring", "circle", "digits", TinyAngles):
+        info = (dataset if isinstance(dataset, type) else DATASETS.get(dataset)).info()
+        if cls.dataset_problem(info) is None:
+            archs = COND_IMAGE_ARCHS if info["kind"] == "images" else COND_POINT_ARCHS
+            cases += [(dataset, arch) for arch in archs]
+    return cases
+
+
+COND_PARAMS = [pytest.param(name, dataset, arch, id=f"{name}-{getattr(dataset, 'name', dataset)}-{arch}")
+               for name in COND_ROWS for dataset, arch in _cond_cases(name)]  # fmt: skip
 # Small settings so that a few steps exercise every code path quickly.
-FAST_HP = {"drs_burnin": 64, "drs_calib_steps": 3, "pa_every": 1, "pa_window": 1, "pa_kid_samples": 32, "critic_burst": 3}
+FAST_HP = {"drs_burnin": 64, "drs_calib_steps": 3, "pa_every": 1, "pa_window": 1, "pa_kid_samples": 32, "critic_burst": 3,
+           "cgan_classes": 4, "ccgan_embed_net": "small", "ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1}  # fmt: skip
 
 
-def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None):
+def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None, runtime=None):
     """(method, next_batch) for row `name`, built as the runner builds it;
     `next_batch.generator` is the batch stream's generator."""
     cls = METHODS.get(name)
-    data_cls = DATASETS.get(dataset)
-    arch_name = arch or DEFAULT_ARCH_NAME[data_cls.kind]
+    data_cls = dataset if isinstance(dataset, type) else DATASETS.get(dataset)
+    arch_name = arch or (DEFAULT_CONDITIONAL_ARCH_NAME if cls.conditional else DEFAULT_ARCH_NAME)[data_cls.kind]
     arch = {"name": arch_name, **ARCHS.get(arch_name).defaults, "width": width}
     hp = {**cls.hp, **{k: v for k, v in {**FAST_HP, **(hp or {})}.items() if k in cls.hp}}
-    config = {"method": name, "dataset": dataset, "imbalance": 1, "seed": seed,
+    config = {"method": name, "dataset": data_cls.name, "imbalance": 1, "seed": seed,
               "budget": {"steps": steps, "batch_size": batch_size, "eval_samples": 32},
               "optimizer": copy.deepcopy(cls.optimizer), "arch": arch, "hp": hp}  # fmt: skip
     torch.manual_seed(seed)
     ds = data_cls()
     method = cls(config, ds.info(), torch.device("cpu"), dataset=ds)
+    method.runtime = runtime or {}
     data = ds.train_set(1, seed)
+    method.begin(Split(data.x, data.y, data.class_counts, data.aux), fresh=True)
     batches = torch.Generator().manual_seed(seed)
 
     def next_batch():
@@ -56,17 +96,28 @@ def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, w
 
 
 def _shape(dataset):
-    return (2,) if dataset == "ring" else (1, 8, 8)
+    return (2,) if dataset in ("ring", "circle") else (1, 8, 8)
 
 
-@pytest.mark.parametrize("dataset, arch", CASES)
-@pytest.mark.parametrize("name", ROWS)
+def _sample(method, dataset, n, seed, batch_size):
+    """method.sample as the runner calls it: conditional rows for the labels evaluation asks for."""
+    if not method.conditional:
+        return method.sample(n, seed=seed, batch_size=batch_size)
+    ds = dataset() if isinstance(dataset, type) else DATASETS.get(dataset)()
+    return method.sample(n, seed=seed, labels=ds.requested_labels(n), batch_size=batch_size)
+
+
+PARAMS = [pytest.param(name, dataset, arch, id=f"{name}-{dataset}-{arch}") for name in ROWS for dataset, arch in CASES]
+
+
+@pytest.mark.parametrize("name, dataset, arch", PARAMS + COND_PARAMS)
 def test_a_few_steps_give_finite_losses_and_samples(name, dataset, arch):
     method, next_batch = make_method(name, dataset, batch_size=8, width=4, arch=arch)
     for _ in range(3):
         logs = method.train_step(next_batch)
+        logs = {k: float(v) for k, v in logs.items()}  # detached 0-d tensors or floats
         assert logs and all(math.isfinite(v) for v in logs.values()), logs
-    fake = method.sample(20, seed=0, batch_size=10)
+    fake = _sample(method, dataset, 20, 0, 10)
     assert tuple(fake.shape) == (20, *_shape(dataset))
     assert torch.isfinite(fake).all()
     info = method.record()
@@ -85,8 +136,7 @@ def _set_rng_state(state, generator):
     generator.set_state(state[3])
 
 
-@pytest.mark.parametrize("dataset, arch", CASES)
-@pytest.mark.parametrize("name", ROWS)
+@pytest.mark.parametrize("name, dataset, arch", PARAMS + COND_PARAMS)
 def test_resuming_from_the_state_equals_the_uninterrupted_run(name, dataset, arch):
     """What bench.train checkpoints (method.state_dict() and the RNG states)
     is all a run needs: 2 + 2 steps across a rebuild equal 4 straight steps,
@@ -108,7 +158,7 @@ def test_resuming_from_the_state_equals_the_uninterrupted_run(name, dataset, arc
         assert torch.equal(a, b)
     for a, b in zip(straight.state_dict()["D"].values(), resumed.state_dict()["D"].values()):
         assert torch.equal(a, b)
-    assert torch.equal(straight.sample(12, seed=1, batch_size=6), resumed.sample(12, seed=1, batch_size=6))
+    assert torch.equal(_sample(straight, dataset, 12, 1, 6), _sample(resumed, dataset, 12, 1, 6))
     assert straight.record() == resumed.record()
 
 

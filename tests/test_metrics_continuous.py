@@ -161,7 +161,7 @@ def test_circle_metrics_on_exact_and_shifted_fakes():
     # four points per angle at mu +- sigma along each axis: mean mu, variance 2 sigma^2 / 3 per axis
     offsets = d.sigma * np.tile(np.array([[1, 0], [-1, 0], [0, 1], [0, -1]]), (360, 1))
     exact = d.mean(labels) + offsets
-    expected = math.sqrt(2 * d.sigma**2 * (1 - math.sqrt(2 / 3)) ** 2)
+    expected = 2 * d.sigma**2 * (1 - math.sqrt(2 / 3)) ** 2  # W2², as CcGAN's simulation reports it
     ctx = _ring_ctx(exact, labels)
     assert CircleHighQuality().compute(ctx) == 100.0
     assert CircleModes().compute(ctx) == 100.0
@@ -171,7 +171,7 @@ def test_circle_metrics_on_exact_and_shifted_fakes():
     ctx = _ring_ctx(exact + np.array([shift, 0]), labels)
     assert CircleHighQuality().compute(ctx) == 0.0
     assert CircleModes().compute(ctx) == 0.0
-    assert CircleW2().compute(ctx) == pytest.approx(math.sqrt(shift**2 + expected**2), rel=1e-4)
+    assert CircleW2().compute(ctx) == pytest.approx(shift**2 + expected, rel=1e-4)
 
 
 def test_circle_modes_counts_centres_with_a_high_quality_fake():

@@ -8,9 +8,21 @@
 | `sn-dcgan` | images | Miyato et al. 2018 "standard CNN" (Table 3), channels as compare_gan / chainer-gan-lib |
 | `resnet-sngan` | images | Miyato et al. 2018 ResNet (Table 4), as mimicry's `sngan_32` |
 
+Conditional networks (for methods with `conditional = True`: G(z, c), D(x, c),
+c a vector of the method's `label_dim`), in `conditional.py` and `ccgan.py`:
+
+| name | for | what |
+|---|---|---|
+| `cond-mlp` | 2-D points | `mlp` with conditional BN in G and a projection D (the conditional default for points) |
+| `cond-dcgan-small` | images | `dcgan-small` with conditional BN in G and a projection D (the conditional default for images) |
+| `ccgan-mlp` | 2-D points | CcGAN's simulation MLPs (width 100, c concatenated to the inputs) |
+| `ccgan-sngan` | 64x64 images | the SNGAN-style ResNet of CcGAN / Dual-NDA: conditional BN in G, projection D, SN inside |
+
 Every discriminator is `Discriminator(features, head)` with D(x) =
 head(features(x)): feature regularizers (AdaptiveMix), samplers (DRS) and
-input or feature augmentation (PA) rely on the split.
+input or feature augmentation (PA) rely on the split. Conditional
+discriminators take (x, c); add-ons refuse conditional rows
+(`bench.method.AddOn.refuses`).
 
 Sizes: `dcgan`, `sn-dcgan` and `resnet-sngan` size every stage by halving
 the data resolution and rounding up (TensorFlow "SAME" arithmetic, as
@@ -41,6 +53,7 @@ from bench.registry import Registry
 
 ARCHS = Registry("architecture", "ganbench.archs")
 DEFAULT_ARCH_NAME = {"points": "mlp", "images": "dcgan-small"}
+DEFAULT_CONDITIONAL_ARCH_NAME = {"points": "cond-mlp", "images": "cond-dcgan-small"}
 PAPER = "paper"  # `arch: {name: paper}`: the method's own `paper_arch`
 
 
@@ -62,13 +75,14 @@ class Arch:
     paper: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
     halvings: ClassVar[int | None] = None  # stride-2 stages sized by ceil-halving; None: the arch sizes itself
+    conditional: ClassVar[bool] = False  # G(z, c) and D(x, c), built with the method's label width
 
     @classmethod
     def problem(cls, info: dict) -> str | None:
         """Why this architecture cannot serve a dataset with these declarations, or None."""
         if info["kind"] != cls.kind:
-            other = DEFAULT_ARCH_NAME[info["kind"]]
-            return f"architecture {cls.name!r} is for {cls.kind}, the dataset has {info['kind']} (use {other!r})"
+            defaults = DEFAULT_CONDITIONAL_ARCH_NAME if cls.conditional else DEFAULT_ARCH_NAME
+            return f"architecture {cls.name!r} is for {cls.kind}, the dataset has {info['kind']} (use {defaults[info['kind']]!r})"
         if cls.halvings is not None and info["resolution"] < 2**cls.halvings:
             return f"architecture {cls.name!r} halves the image {cls.halvings} times and needs >= {2**cls.halvings} px, got {info['resolution']}"
         return None
@@ -98,29 +112,46 @@ def d_norm_layer(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(1, channels)
 
 
-def resolve_arch(arch: dict, kind: str, paper_arch: str | None) -> tuple[dict | None, str | None]:
+def resolve_arch(arch: dict, kind: str, paper_arch: str | dict | None, conditional: bool = False) -> tuple[dict | None, str | None]:
     """(resolved arch section, None) or (None, problem): the name (defaulting
-    by the dataset kind; `paper` meaning `paper_arch`), the architecture's
-    default z_dim and width, then the given values."""
-    name = arch.get("name", DEFAULT_ARCH_NAME[kind])
+    by the dataset kind and whether the method is conditional; `paper`
+    meaning `paper_arch`, a name for images or a name per kind), the
+    architecture's default z_dim and width, then the given values."""
+    defaults = DEFAULT_CONDITIONAL_ARCH_NAME if conditional else DEFAULT_ARCH_NAME
+    name = arch.get("name", defaults[kind])
     if name == PAPER:
-        if kind == "points":
-            name = DEFAULT_ARCH_NAME["points"]
-        elif paper_arch is None:
-            return None, f"`{PAPER}` asks for the method's paper architecture, but it declares none (paper_arch); name one of {', '.join(ARCHS.names())}"
+        paper = paper_arch.get(kind) if isinstance(paper_arch, dict) else paper_arch if kind == "images" else None
+        if paper is not None:
+            name = paper
+        elif kind == "points":
+            name = defaults["points"]
         else:
-            name = paper_arch
+            return None, f"`{PAPER}` asks for the method's paper architecture, but it declares none (paper_arch); name one of {', '.join(ARCHS.names())}"
     if not isinstance(name, str) or name not in ARCHS:
         return None, ARCHS.unknown_message(name) + f" (or {PAPER!r})"
     return {"name": name, **ARCHS.get(name).defaults, **{k: v for k, v in arch.items() if k != "name"}}, None
 
 
-def build_pair(arch: dict, info: dict, per_sample_d: bool = False) -> tuple[nn.Module, Discriminator]:
-    """(G, D) for a resolved `arch` section and a dataset's `info()`."""
+def arch_problem(name: str, info: dict, conditional: bool = False) -> str | None:
+    """Why architecture `name` cannot serve this dataset for a conditional
+    method (or an unconditional one), or None."""
+    cls = ARCHS.get(name)
+    if cls.conditional != conditional:
+        defaults = DEFAULT_CONDITIONAL_ARCH_NAME if conditional else DEFAULT_ARCH_NAME
+        want = "a conditional method needs G(z, c) and D(x, c)" if conditional else "an unconditional method has no labels to give it"
+        return f"architecture {name!r} is {'' if cls.conditional else 'un'}conditional; {want} (use {defaults[info['kind']]!r})"
+    return cls.problem(info)
+
+
+def build_pair(arch: dict, info: dict, per_sample_d: bool = False, cond_dim: int | None = None) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for a resolved `arch` section and a dataset's `info()`; with
+    `cond_dim` (a conditional method's label width) a conditional pair."""
     cls = ARCHS.get(arch["name"])
-    problem = cls.problem(info)
+    problem = arch_problem(arch["name"], info, conditional=cond_dim is not None)
     if problem:
         raise ValueError(problem)
+    if cond_dim is not None:
+        return cls.build(arch, info, "layer" if per_sample_d else "batch", cond_dim=cond_dim)
     return cls.build(arch, info, "layer" if per_sample_d else "batch")
 
 
@@ -136,10 +167,12 @@ def arch_facts(arch: dict, info: dict) -> dict:
 
 
 def spectral_normalize(module: nn.Module) -> nn.Module:
-    """Wrap every Linear/Conv layer of `module` in spectral normalization."""
+    """Wrap every Linear/Conv layer of `module` in spectral normalization
+    (once: a layer an architecture normalized already is left as it is)."""
     for name, child in module.named_children():
         if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
+            if not nn.utils.parametrize.is_parametrized(child, "weight"):
+                setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
         else:
             spectral_normalize(child)
     return module
@@ -156,4 +189,4 @@ def weight_layers(module: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     return found
 
 
-from bench.archs import dcgan, resnet, small, sndcgan  # noqa: E402,F401  (they register themselves)
+from bench.archs import ccgan, conditional, dcgan, resnet, small, sndcgan  # noqa: E402,F401  (they register themselves)

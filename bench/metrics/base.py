@@ -26,6 +26,9 @@ class Metric:
     label: ClassVar[str]
     direction: ClassVar[str]  # "lower" | "higher"
     requirement: ClassVar[str] = ""
+    # Scores samples by the labels the generator was asked for (ctx.fake_labels):
+    # the spec refuses it for unconditional rows.
+    needs_labels: ClassVar[bool] = False
 
     @classmethod
     def applies_to(cls, dataset: type[Dataset]) -> bool:

@@ -44,6 +44,7 @@ def entropy(counts: np.ndarray) -> float:
 
 class ContinuousMetric(Metric):
     requirement = "needs a continuous-label image dataset"
+    needs_labels = True
     role: str
 
     @classmethod

@@ -138,5 +138,6 @@ for _space, _prefix, _tag in (("classifier", "", " (classifier)"), ("inception",
         ("fid_tail", TailHalf, "predicted", "tail FID"),
         ("intra_fid", ClassFIDMetric, "requested", "intra-FID"),
     ):
-        _attrs = {"label": _label + _tag, "space": _space, "grouping": _grouping, "__module__": __name__}
+        _attrs = {"label": _label + _tag, "space": _space, "grouping": _grouping, "__module__": __name__,
+                  "needs_labels": _grouping == "requested"}  # fmt: skip
         METRICS.register(_prefix + _name)(type(f"{_base.__name__}_{_prefix}{_name}", (_base,), _attrs))

@@ -1,0 +1,145 @@
+"""cGAN: a class-conditional GAN with a projection discriminator and
+conditional batch norm in G. Miyato & Koyama 2018, "cGANs with Projection
+Discriminator" (ICLR 2018); on continuous labels, the cGAN baseline of the
+CcGAN papers (Ding et al. 2021/2023, improved_CcGAN `Train_cGAN.py` and
+`main.py`), which bins the labels into classes.
+
+c = one_hot(class): with it the projection D's V c is a class embedding and
+conditional BN's scale and shift are per class (bench/archs/conditional.py;
+on 64x64 images the CcGAN authors' `ccgan-sngan`, their cGAN baseline's
+ResNet). Class-labelled data use their classes. Continuous labels are
+binned as the CcGAN code bins them: the distinct training labels, sorted,
+go in runs of floor(n_distinct / K) per class (the last class takes the
+rest), K = `cgan_classes` (theirs: 120 on the circle, one class per
+training angle; 60 on UTKFace, one per age; 210 on Steering Angle); a label
+belongs to the class whose run's interval [first label, next run's first
+label) holds it (the labels evaluation asks for included; below the first
+cutoff: class 0; above the last: class K - 1).
+
+The step follows their cGAN: G first, on the real batch's labels, then D on
+the same real batch and the (detached) fakes: mean(-log D(x, c)) +
+mean(-log(1 - D(G(z, c), c))) ("vanilla", theirs) or the hinge loss of
+Miyato & Koyama (`cgan_loss: hinge`). Adam(1e-4, betas 0.5, 0.999), their
+setting; Miyato & Koyama used 2e-4, (0, 0.9) and 5 D steps with the hinge
+loss on ImageNet, which a sweep can set. Further D steps (`d_steps` > 1)
+draw fresh batches and fakes.
+
+Differences: the CcGAN authors' cGAN on the circle feeds a learned class
+embedding by concatenation (no projection) and samples an unseen angle from
+the nearest training angle's class; on UTKFace their D sums the last
+feature map over space and initialises BN scales N(1, 0.02) with spectral
+norm on the embedding. Here one network per data kind serves every
+conditional row (`cond-mlp`, `cond-dcgan-small`, `ccgan-sngan` with a
+one-hot c), and a label always goes to the class whose interval holds it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from bench.method import Method
+from bench.registry import METHODS, plugin_module
+
+ccgan = plugin_module(Path(__file__).with_name("ccgan.py"))
+
+
+def class_cutoffs(distinct: torch.Tensor, k: int) -> torch.Tensor:
+    """The K + 1 cutoff points of CcGAN's binning: the first label of each run of
+    floor(n / K) sorted distinct labels, then the largest label."""
+    distinct = torch.sort(distinct).values
+    if len(distinct) < k:
+        raise ValueError(f"cgan_classes = {k} exceeds the {len(distinct)} distinct training labels; set it lower")
+    per_class = len(distinct) // k
+    return torch.cat([distinct[torch.arange(k) * per_class], distinct[-1:]])
+
+
+def classes_of(labels: torch.Tensor, cutoffs: torch.Tensor) -> torch.Tensor:
+    """The class of each label: how many inner cutoffs are <= it."""
+    return torch.searchsorted(cutoffs[1:-1].contiguous(), labels.contiguous(), right=True)
+
+
+@METHODS.register("cgan")
+class CGAN(Method):
+    paper = "Miyato & Koyama 2018, cGANs with Projection Discriminator (the CcGAN papers' cGAN baseline)"
+    optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.999], "d_steps": 1}
+    hp = {"cgan_loss": "vanilla", "cgan_classes": 0}
+    hp_choices = {"cgan_loss": ccgan.LOSSES}
+    hp_max = {"cgan_classes": 100_000}
+    paper_arch = {"images": "ccgan-sngan"}
+    conditional = True
+
+    def __init__(self, config, data_info, device, dataset=None):
+        self.continuous = data_info["label_type"] == "continuous"
+        super().__init__(config, data_info, device, dataset=dataset)
+        self.real_term, self.fake_term, self.gen_term = ccgan.losses(self.hp["cgan_loss"])
+        self.cutoffs: torch.Tensor | None = None  # continuous labels: set from the training split
+
+    @classmethod
+    def arch_problems(cls, arch, data_info, hp):
+        problems = super().arch_problems(arch, data_info, hp)
+        if data_info["label_type"] == "continuous" and hp["cgan_classes"] < 2:
+            problems.append(("cgan_classes", "continuous labels are binned into cgan_classes classes; set it to 2 or more "
+                             "(the CcGAN papers: 120 on circle, 60 on utkface, 210 on steering-angle)"))  # fmt: skip
+        return problems
+
+    def label_dim(self) -> int:
+        return self.hp["cgan_classes"] if self.continuous else self.data_info["num_classes"]
+
+    def classes(self, labels: torch.Tensor) -> torch.Tensor:
+        if not self.continuous:
+            return labels.long()
+        if self.cutoffs is None:
+            raise RuntimeError("cgan bins continuous labels by the training split's cutoffs, which are not set")
+        return classes_of(labels.float(), self.cutoffs)
+
+    def label_input(self, labels: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(self.classes(labels), self.label_dim()).float()
+
+    def begin(self, data, fresh):
+        super().begin(data, fresh)
+        if self.continuous and fresh:
+            self.cutoffs = class_cutoffs(torch.unique(data.y.float()), self.hp["cgan_classes"]).to(self.device)
+
+    def d_step(self, real, c, fake):
+        real_out, fake_out = self.D(real, c), self.D(fake, c)
+        loss = self.real_term(real_out).mean() + self.fake_term(fake_out).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        self.d_updates += 1
+        return {"d_loss": loss.detach()}
+
+    def train_step(self, next_batch):
+        self.step += 1
+        real, labels = next_batch()
+        c = self.label_input(labels)
+        fake = self.G(self.latent(len(real)), c)
+        g_loss = self.gen_term(self.D(fake, c)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        logs = self.d_step(real, c, fake.detach())
+        for _ in range(self.d_steps_at(self.step) - 1):
+            real, labels = next_batch()
+            c = self.label_input(labels)
+            with torch.no_grad():
+                fake = self.G(self.latent(len(real)), c)
+            logs = self.d_step(real, c, fake)
+        return {**logs, "g_loss": g_loss.detach()}
+
+    def record(self):
+        info = super().record()
+        if self.continuous:
+            info["cgan_classes"] = self.hp["cgan_classes"]
+        return info
+
+    def state_dict(self):
+        return {**super().state_dict(), "cgan_cutoffs": self.cutoffs}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        cutoffs = state.get("cgan_cutoffs")
+        self.cutoffs = None if cutoffs is None else cutoffs.to(self.device)

@@ -1,0 +1,261 @@
+"""Conditional rows on hand-computed inputs: CcGAN's sigma and kappa rules,
+vicinity selection and soft weights, cGAN's label binning, vanilla NDA's
+jigsaw, Dual-NDA's Type I / Type II selection and loss terms; the
+conditional contract (requested labels, the spec refusing label metrics on
+unconditional rows); Dual-NDA reading its baseline's training folder."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import Split
+from bench.errors import UserError
+from bench.registry import DATASETS, REPO_ROOT, plugin_module
+from bench.train import CHECKPOINT
+from conditional_data import TinyAngles
+from metrics_threads import one_thread  # noqa: F401  (the fixture)
+from test_methods import make_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ccgan = plugin_module(REPO_ROOT / "methods" / "ccgan.py")
+cgan = plugin_module(REPO_ROOT / "methods" / "cgan.py")
+nda = plugin_module(REPO_ROOT / "methods" / "nda.py")
+dual = plugin_module(REPO_ROOT / "methods" / "dual_nda.py")
+
+
+# -- CcGAN -------------------------------------------------------------------------
+def test_sigma_and_kappa_rules():
+    y = np.array([0.0, 0.1, 0.1, 0.4, 1.0])
+    assert ccgan.rule_of_thumb_sigma(y) == pytest.approx(1.06 * np.std(y) * 5 ** (-0.2))
+    assert ccgan.kappa_base(np.unique(y), 2.0) == pytest.approx(2 * 0.6)  # largest gap 0.4 -> 1.0
+    assert ccgan.vicinity_radius("hard", 0.05, 1e-3) == (0.05, 0.0)
+    radius, nu = ccgan.vicinity_radius("soft", 0.05, 1e-3)
+    assert nu == pytest.approx(400.0) and radius == pytest.approx(math.sqrt(math.log(1e3) / 400))
+    with pytest.raises(ValueError, match="two distinct"):
+        ccgan.kappa_base(np.array([0.3]), 1.0)
+
+
+def test_vicinity_window_and_soft_weights():
+    sorted_y = torch.tensor([0.0, 0.125, 0.25, 0.25, 0.5, 0.875])  # binary fractions: no rounding at the edges
+    lo, count = ccgan.in_window(sorted_y, torch.tensor([0.1875, 0.25, 0.75, 0.9375]), 0.0625)
+    assert lo.tolist() == [1, 2, 5, 5] and count.tolist() == [3, 2, 0, 1]  # [0.125, 0.25] holds 0.125, 0.25, 0.25
+    idx = ccgan.pick(lo[:2], count[:2])
+    assert 1 <= idx[0] <= 3 and 2 <= idx[1] <= 3
+    w = ccgan.soft_weights(torch.tensor([0.1, 0.3]), torch.tensor([0.2, 0.2]), 100.0)
+    assert torch.allclose(w, torch.exp(torch.tensor([-1.0, -1.0])))
+    assert torch.equal(ccgan.soft_weights(torch.tensor([0.1]), torch.tensor([0.9]), 0.0), torch.ones(1))
+
+
+def test_vicinal_batch_draws_reals_and_fake_labels_in_the_vicinity():
+    method, _ = make_method("ccgan-hvdl", "circle", batch_size=64, width=8, arch="ccgan-mlp", hp={"ccgan_kappa": 2.0})
+    assert method.kappa_base == pytest.approx(2 / 120, rel=1e-5) and method.nu == 0.0  # circle's angles are float32
+    assert method.sigma == pytest.approx(1.06 * np.std(np.arange(120) / 120) * 1200 ** (-0.2), rel=1e-3)
+    batch = method.vicinal_batch(512)
+    assert ((batch.real_labels - batch.target).abs() <= method.radius + 1e-6).all()
+    assert ((batch.fake_labels - batch.target).abs() <= method.radius + 1e-6).all()
+    assert (batch.target >= 0).all() and (batch.target <= 1).all()  # the periodic angle wraps
+    soft, _ = make_method("ccgan-svdl", "circle", batch_size=64, width=8, arch="ccgan-mlp", hp={"ccgan_kappa": 2.0})
+    assert soft.nu == pytest.approx(1 / (2 / 120) ** 2, rel=1e-5)
+    assert soft.radius == pytest.approx(math.sqrt(-math.log(1e-3) / soft.nu))
+
+
+def test_ccgan_encodes_the_circle_angle_as_sin_and_cos():
+    method, _ = make_method("ccgan-svdl", "circle", width=8, arch="ccgan-mlp")
+    c = method.label_input(torch.tensor([0.0, math.pi / 2]))
+    assert torch.allclose(c, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), atol=1e-6)
+
+
+# -- cGAN ------------------------------------------------------------------------------
+def test_cgan_bins_continuous_labels_like_ccgans_baseline():
+    distinct = torch.tensor([5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0])
+    cutoffs = cgan.class_cutoffs(distinct, 3)  # runs of 7 // 3 = 2: [1, 2], [3, 4], [5, 6, 7]
+    assert cutoffs.tolist() == [1.0, 3.0, 5.0, 7.0]
+    assert cgan.classes_of(torch.tensor([0.5, 1.0, 2.9, 3.0, 4.5, 7.0, 9.0]), cutoffs).tolist() == [0, 0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="exceeds the 7 distinct"):
+        cgan.class_cutoffs(distinct, 8)
+
+
+# -- vanilla NDA -----------------------------------------------------------------------------
+def test_jigsaw_moves_whole_patches():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    out = nda.jigsaw(x, torch.tensor([[3, 2, 1, 0]]))  # slots top-left, top-right, bottom-left, bottom-right
+    assert out[0, 0].tolist() == [[10, 11, 8, 9], [14, 15, 12, 13], [2, 3, 0, 1], [6, 7, 4, 5]]
+    assert torch.equal(nda.jigsaw(x, torch.tensor([[0, 1, 2, 3]])), x)
+    assert len(nda.ARRANGEMENTS) == 23 and nda.TRANSPOSED not in [tuple(p) for p in nda.ARRANGEMENTS.tolist()]
+
+
+def test_nda_adds_the_jigsaw_term_with_the_authors_weights():
+    method, batch = make_method("ccgan+nda", TinyAngles, batch_size=8, width=4)
+    logs = method.train_step(batch)
+    assert {"d_real", "d_fake", "d_jigsaw"} <= set(logs) and method.fake_weight() == 0.25
+    assert method.hp["nda_jigsaw_weight"] == 0.75
+
+
+# -- Dual-NDA ------------------------------------------------------------------------------
+def test_type1_negatives_lie_beyond_the_quantile_of_label_distances():
+    sorted_y = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    t = torch.tensor([0.0]).repeat(400)
+    idx = dual.type1_indices(sorted_y, t, 0.7)
+    # distances 0 .. 0.9; their 0.7-quantile (linear) is 0.63: labels 0.7, 0.8 and 0.9 qualify, uniformly
+    assert set(idx.tolist()) == {7, 8, 9}
+    idx = dual.type1_indices(sorted_y, torch.tensor([0.45]).repeat(400), 0.5)
+    assert set(idx.tolist()) == {0, 1, 8, 9}  # distances 0.45, 0.35, 0.25, 0.15, 0.05 twice: median 0.25
+
+
+def test_type2_radius_grows_by_five_percent_until_a_bank_label_is_in():
+    bank = torch.tensor([0.1, 0.5])
+    r = dual.type2_radius(bank, torch.tensor([0.12, 0.3, 0.5]), 0.05)
+    assert r[0] == pytest.approx(0.05) and r[2] == pytest.approx(0.05)
+    m = math.ceil(math.log(0.2 / 0.05) / math.log(1.05))  # 0.3 is 0.2 from both labels
+    assert r[1] == pytest.approx(0.05 * 1.05**m, rel=1e-5) and 0.05 * 1.05 ** (m - 1) < 0.2 <= r[1] + 1e-9
+    lo, count = ccgan.in_window(bank, torch.tensor([0.3]), r[1:2])
+    assert count.item() >= 1
+
+
+def test_keep_worst_keeps_scores_above_the_quantile():
+    scores = np.array([1.0, 5.0, np.nan, 3.0, 9.0, 2.0])
+    assert dual.keep_worst(scores, 0.6).tolist() == [False, True, False, False, True, False]
+
+
+def _baseline(tmp_path, **hp):
+    """A trained CcGAN baseline's folder (checkpoint.pt as bench.train writes it)."""
+    from bench.store import atomic_write
+
+    base, next_batch = make_method("ccgan-svdl", TinyAngles, batch_size=8, width=4, steps=3, hp=hp)
+    for _ in range(3):
+        base.train_step(next_batch)
+    folder = tmp_path / "baseline"
+    folder.mkdir()
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"config": base.config, "step": 3, "method": base.state_dict(), "rng": {}, "log": []}, buffer)
+    atomic_write(folder / CHECKPOINT, buffer.getvalue())
+    return base, folder
+
+
+DUAL_HP = {"dual_nda_bank_per_label": 4, "dual_nda_bank_step": 3, "dual_nda_q2": 0.5}
+
+
+def _dual(folder, monkeypatch, **hp):
+    model = {"mu": np.zeros(36), "cov": np.eye(36), "digest": "test"}
+    monkeypatch.setattr(dual.niqe, "pristine_model", lambda dataset: model)
+    # NIQE of 8x8 images has no 96x96 block; score by mean brightness instead (what is kept is what matters here)
+    monkeypatch.setattr(dual.niqe, "niqe_of", lambda images, model: images.mean(dim=(1, 2, 3)).double().numpy())
+    runtime = {"upstream_dirs": {"baseline": str(folder)}}
+    method, next_batch = make_method("ccgan+dual-nda", TinyAngles, batch_size=8, width=4, hp={**DUAL_HP, **hp}, runtime=runtime)
+    return method, next_batch
+
+
+def test_dual_nda_needs_its_baseline_with_the_cells_ccgan_settings():
+    cls = __import__("bench.registry", fromlist=["METHODS"]).METHODS.get("ccgan+dual-nda")
+    config = {"hp": {**cls.hp, "ccgan_kappa": 3.0, "dual_nda_bank_step": 123},
+              "optimizer": {"lr_g": 1.0}, "arch": {"name": "ccgan-sngan"}}  # fmt: skip
+    needs = cls.needs(config)
+    assert list(needs) == ["baseline"] and needs["baseline"]["method"] == "ccgan-svdl"
+    override = needs["baseline"]["config"]
+    assert override["budget"] == {"steps": 123} and override["hp"]["ccgan_kappa"] == 3.0
+    assert not any(k.startswith("dual_nda") for k in override["hp"]) and override["arch"] == {"name": "ccgan-sngan"}
+
+
+def test_dual_nda_starts_from_its_baseline_and_builds_the_bank_once(tmp_path, monkeypatch):
+    base, folder = _baseline(tmp_path)
+    method, next_batch = _dual(folder, monkeypatch)
+    for (k, a), b in zip(base.G.state_dict().items(), method.G.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert method.step == 3 and torch.equal(method.y2h.main[0].weight, base.y2h.main[0].weight)
+    banks = list((folder / "derived").glob("dual-nda-type2-*.pt"))
+    assert len(banks) == 1
+    saved = torch.load(banks[0], weights_only=True)
+    # 18 evaluation labels x 4 fakes, the 2 brightest... above the median of each group kept: 2 per label
+    assert saved["x"].dtype == torch.uint8 and len(saved["y"]) == 18 * 2
+    assert torch.allclose(saved["y"].unique(), method.normalise(torch.from_numpy(TinyAngles().eval_labels()).double()).float())
+    logs = method.train_step(next_batch)
+    assert {"d_type1", "d_type2", "d_real", "d_fake"} <= set(logs) and all(torch.isfinite(v) for v in logs.values())
+    assert method.fake_weight() == 0.8 and method.record()["dual_nda_bank_size"] == 36 and method.record()["g_updates"] == 4
+    mtime = banks[0].stat().st_mtime_ns
+    again, _ = _dual(folder, monkeypatch)  # a second cell (or a resume) reads the bank
+    assert banks[0].stat().st_mtime_ns == mtime and len(again.bank_y) == 36
+
+
+def test_dual_nda_from_scratch_keeps_fresh_networks(tmp_path, monkeypatch):
+    base, folder = _baseline(tmp_path)
+    method, _ = _dual(folder, monkeypatch, dual_nda_start="scratch")
+    assert method.step == 0 and not torch.equal(next(iter(method.G.parameters())), next(iter(base.G.parameters())))
+    assert len(method.bank_y) == 36
+
+
+def test_dual_nda_without_its_upstream_folder_says_so():
+    from bench.registry import METHODS
+
+    cls = METHODS.get("ccgan+dual-nda")
+    dual_method = cls.__new__(cls)
+    dual_method.runtime, dual_method.name = {}, cls.name
+    with pytest.raises(RuntimeError, match="reads the training run 'baseline'.*no folder for it"):
+        dual_method.upstream_dir("baseline")
+
+
+# -- the conditional contract ------------------------------------------------------------------
+def test_requested_labels_balance_classes_and_cover_the_evaluation_grid():
+    assert DATASETS.get("digits")().requested_labels(23).tolist() == [i % 10 for i in range(23)]
+    circle = DATASETS.get("circle")()
+    labels = circle.requested_labels(725)
+    counts = torch.unique_consecutive(labels, return_counts=True)[1]
+    assert len(counts) == 360 and counts[:5].tolist() == [3] * 5 and set(counts[5:].tolist()) == {2}
+    assert TinyAngles().requested_labels(5).tolist() == pytest.approx([2.5, 7.5, 12.5, 17.5, 22.5])
+
+
+LABEL_SWEEP = """
+name: cond
+matrix: {method: [METHOD], dataset: [circle], imbalance: [1], seed: [0]}
+defaults: {budget: {steps: 2, batch_size: 16, eval_samples: 360}}
+executor: {name: debug}
+"""
+
+
+def test_the_spec_refuses_label_metrics_on_an_unconditional_row(tmp_path):
+    from bench.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text(LABEL_SWEEP.replace("METHOD", "gan"))
+    with pytest.raises(UserError) as err:
+        load_sweep(path)
+    message = str(err.value)
+    assert "metric 'circle_hq'" in message and "row 'gan' is unconditional" in message and "\n" not in message
+    path.write_text(LABEL_SWEEP.replace("METHOD", "ccgan-hvdl"))
+    assert len(load_sweep(path).cells) == 1
+
+
+def test_a_conditional_row_on_unlabelled_or_class_data_is_refused(tmp_path):
+    from bench.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text(LABEL_SWEEP.replace("METHOD", "ccgan-svdl").replace("circle", "digits"))
+    with pytest.raises(UserError, match="CcGAN conditions on a continuous label; the dataset has class labels"):
+        load_sweep(path)
+
+
+def test_dual_nda_resumed_from_its_state_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    from test_methods import _rng_state, _set_rng_state
+
+    _, folder = _baseline(tmp_path)
+    straight, next_batch = _dual(folder, monkeypatch)
+    for _ in range(4):
+        straight.train_step(next_batch)
+    first, next_batch = _dual(folder, monkeypatch)
+    for _ in range(2):
+        first.train_step(next_batch)
+    saved, rng = first.state_dict(), _rng_state(next_batch.generator)
+    resumed, next_batch = _dual(folder, monkeypatch)
+    resumed.load_state_dict(saved)
+    _set_rng_state(rng, next_batch.generator)
+    for _ in range(2):
+        resumed.train_step(next_batch)
+    for a, b in zip(straight.state_dict()["D"].values(), resumed.state_dict()["D"].values()):
+        assert torch.equal(a, b)
+    labels = TinyAngles().requested_labels(6)
+    assert torch.equal(straight.sample(6, seed=1, labels=labels), resumed.sample(6, seed=1, labels=labels))
+    assert straight.record() == resumed.record()
