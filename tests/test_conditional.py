@@ -193,8 +193,9 @@ def test_dual_nda_without_its_upstream_folder_says_so():
 
     cls = METHODS.get("ccgan+dual-nda")
     dual_method = cls.__new__(cls)
-    dual_method.runtime, dual_method.name = {}, cls.name
-    with pytest.raises(RuntimeError, match="reads the training run 'baseline'.*no folder for it"):
+    dual_method._upstream_dirs = {}
+    dual_method.config = {"hp": dict(cls.hp), "optimizer": dict(cls.optimizer), "arch": {"name": "ccgan-sngan"}}
+    with pytest.raises(LookupError, match="has no upstream training run 'baseline'"):
         dual_method.upstream_dir("baseline")
 
 

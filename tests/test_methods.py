@@ -81,8 +81,7 @@ def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, w
               "optimizer": copy.deepcopy(cls.optimizer), "arch": arch, "hp": hp}  # fmt: skip
     torch.manual_seed(seed)
     ds = data_cls()
-    method = cls(config, ds.info(), torch.device("cpu"), dataset=ds)
-    method.runtime = runtime or {}
+    method = cls.create(config, ds.info(), torch.device("cpu"), dataset=ds, upstream_dirs=(runtime or {}).get("upstream_dirs"))
     data = ds.train_set(1, seed)
     method.begin(Split(data.x, data.y, data.class_counts, data.aux), fresh=True)
     batches = torch.Generator().manual_seed(seed)
