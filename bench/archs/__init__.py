@@ -9,8 +9,10 @@
 | `resnet-sngan` | images | Miyato et al. 2018 ResNet (Table 4), as mimicry's `sngan_32` |
 
 Every discriminator is `Discriminator(features, head)` with D(x) =
-head(features(x)): feature regularizers (AdaptiveMix), samplers (DRS) and
-input or feature augmentation (PA) rely on the split.
+head(features(x)), features(x) a flat (N, feature_dim) vector: feature
+regularizers (AdaptiveMix), samplers (DRS), input or feature augmentation
+(PA) and the projection heads of contrastive methods (ContraD, built by
+`Method.d_heads` on `D.feature_dim`) rely on the split.
 
 Sizes: `dcgan`, `sn-dcgan` and `resnet-sngan` size every stage by halving
 the data resolution and rounding up (TensorFlow "SAME" arithmetic, as
@@ -31,6 +33,7 @@ Third-party architectures register in `ARCHS` from a plugin file.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar
 
@@ -45,10 +48,11 @@ PAPER = "paper"  # `arch: {name: paper}`: the method's own `paper_arch`
 
 
 class Discriminator(nn.Module):
-    def __init__(self, features: nn.Module, head: nn.Module):
+    def __init__(self, features: nn.Module, head: nn.Linear):
         super().__init__()
         self.features = features
         self.head = head
+        self.feature_dim = head.in_features  # the width of features(x), which further heads build on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).squeeze(1)
@@ -96,6 +100,33 @@ def ceil_halvings(resolution: int, n: int) -> list[int]:
 def d_norm_layer(kind: str, channels: int) -> nn.Module:
     """The normalization a D stage uses: batch norm, or layer norm where a per-sample D is needed."""
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(1, channels)
+
+
+class BranchNorm(nn.Module):
+    """One copy of a normalization layer per branch of a network that runs in
+    two modes (SDCLR's dual batch norm: the dense and the pruned network share
+    weights, each keeps its own statistics and affine parameters); `branch`
+    picks the copy the next forward pass uses."""
+
+    def __init__(self, norm: nn.Module, branches: int = 2):
+        super().__init__()
+        self.copies = nn.ModuleList([norm] + [copy.deepcopy(norm) for _ in range(branches - 1)])
+        self.branch = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.copies[self.branch](x)
+
+
+def branch_norms(module: nn.Module, branches: int = 2) -> list[BranchNorm]:
+    """Replace every normalization layer under `module` by a BranchNorm; returns them."""
+    found = []
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+            setattr(module, name, BranchNorm(child, branches))
+            found.append(getattr(module, name))
+        else:
+            found.extend(branch_norms(child, branches))
+    return found
 
 
 def resolve_arch(arch: dict, kind: str, paper_arch: str | None) -> tuple[dict | None, str | None]:
