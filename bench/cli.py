@@ -154,8 +154,9 @@ def cmd_list(args) -> None:
             sizes = ", ".join(f"{k} {v}" for k, v in cls.defaults.items())
             print(f"{name:16s} {cls.kind:7s} {sizes}; {cls.paper or 'harness network'}{default}")
     elif args.kind == "datasets":
+        width = max(16, *(len(name) for name in DATASETS.names()))
         for name, cls in DATASETS.items():
-            print(f"{name:16s} {cls.kind:7s} {cls.description}")
+            print(f"{name:{width}s} {cls.kind:7s} {cls.description}")
     else:
         for name, cls in METRICS.items():
             arrow = "↓" if cls.direction == "lower" else "↑"
