@@ -72,6 +72,8 @@ class Range:
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a number"
+        if math.isinf(self.low) and math.isinf(self.high):
+            return f"a finite {kind.split()[-1]}"
         if self.low_open:
             return f"{kind} above {self.low:,} and at most {self.high:,}"
         return f"{kind} from {self.low:,} to {self.high:,}"
