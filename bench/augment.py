@@ -3,7 +3,8 @@
 Every augmentation is a function of a batch of images x (N, C, H, W) in
 [-1, 1] (the harness's range) and an optional `torch.Generator` on x's
 device (None: torch's default generator of that device), returning a batch
-of the same shape and range. All are batched on the device (no per-image
+of the same shape (in [-1, 1] too, except `diffaug`, which like the
+authors' code does not clamp what its brightness shift moves out). All are batched on the device (no per-image
 Python loop, no host synchronisation), differentiable with respect to x
 (G is trained through them), and drawn from the generator only, so the
 same generator state gives the same output.
