@@ -35,11 +35,13 @@ this row fixes the SDCLR part):
   through the shared first projection head, as SDCLR shares its head). The
   fakes-as-one-class term, the adversarial head and G's loss use the dense
   D, as in ContraD.
-- K, the steps between masks, counts generator steps (`prune_every`, masks
-  made before steps 1, K + 1, 2K + 1, ...). K = 25 is one epoch of the
-  CIFAR-10 rho = 100 long tail (12,406 images) at ContraD's batch of 512,
-  SDCLR's once-per-epoch on the paper's headline data; a sweep sets K for
-  other data and batches.
+- K, the steps between masks, counts generator steps (masks made before
+  steps 1, K + 1, 2K + 1, ...). `prune_every: 0` (the default) makes K one
+  epoch of the cell's training set, ceil(n_train / batch_size) steps, as
+  SDCLR does (the harness draws batches with replacement, so an epoch is
+  that many steps): 25 on the CIFAR-10 rho = 100 long tail and its
+  balanced partial set (12,406 images) at ContraD's batch of 512, 98 on
+  the full set. `prune_every: K` fixes it.
 - Spectral normalization (ContraD's D has it on every layer): the mask
   multiplies the normalized weight, W / sigma(W) with the dense weight's
   sigma, and the magnitudes ranked are those normalized weights (what the
@@ -102,8 +104,7 @@ def sdclr_loss(dense: torch.Tensor, pruned: torch.Tensor, temperature: float) ->
 @METHODS.register("damage-gan")
 class DamageGAN(ContraD):
     paper = "Anaissi et al. 2023, Damage GAN: A Generative Model for Imbalanced Data (ContraD + SDCLR)"
-    hp = {**ContraD.hp, "prune_percent": 0.9, "prune_every": 25}
-    hp_min = {**ContraD.hp_min, "prune_every": 1}
+    hp = {**ContraD.hp, "prune_percent": 0.9, "prune_every": 0}
     hp_max = {**ContraD.hp_max, "prune_percent": 0.999}
 
     def __init__(self, config, data_info, device, dataset=None):
@@ -111,6 +112,7 @@ class DamageGAN(ContraD):
         self.pruned_layers = [(m, p) for m in self.D.features.modules() if parametrize.is_parametrized(m, "weight")
                               for p in m.parametrizations.weight if isinstance(p, PruneMask)]  # fmt: skip
         self.branch_norms = [m for m in self.D.features.modules() if isinstance(m, BranchNorm)]
+        self.prune_every = self.hp["prune_every"] or self.epoch_steps()
         self.masks_made = 0
         self.mask_step = 0  # the generator step before which the current mask was made
 
@@ -122,6 +124,13 @@ class DamageGAN(ContraD):
         D.train()
         branch_norms(D.features)
         return G, D
+
+    def epoch_steps(self) -> int:
+        """Generator steps in one epoch of the cell's training set."""
+        if self.dataset is None:
+            raise ValueError("damage-gan with prune_every 0 (once per epoch) needs the dataset to count its training set")
+        n_train = len(self.dataset.train_set(self.config["imbalance"], self.config["seed"]).x)
+        return math.ceil(n_train / self.config["budget"]["batch_size"])
 
     @contextmanager
     def pruned_branch(self):
@@ -156,7 +165,7 @@ class DamageGAN(ContraD):
         return "sdclr", sdclr_loss(dense, pruned, self.hp["temperature"])
 
     def train_step(self, next_batch):
-        if self.step % self.hp["prune_every"] == 0:  # before generator steps 1, K + 1, 2K + 1, ...
+        if self.step % self.prune_every == 0:  # before generator steps 1, K + 1, 2K + 1, ...
             self.update_masks()
         return super().train_step(next_batch)
 
@@ -164,7 +173,7 @@ class DamageGAN(ContraD):
         kept = sum(mask.mask.sum().item() for _, mask in self.pruned_layers)
         total = sum(mask.mask.numel() for _, mask in self.pruned_layers)
         return {**super().record(), "prune_kept": kept / total, "prune_masks_made": self.masks_made,
-                "prune_mask_step": self.mask_step, "prune_layers": len(self.pruned_layers)}  # fmt: skip
+                "prune_mask_step": self.mask_step, "prune_every_steps": self.prune_every, "prune_layers": len(self.pruned_layers)}  # fmt: skip
 
     def state_dict(self):
         return {**super().state_dict(), "masks_made": self.masks_made, "mask_step": self.mask_step}

@@ -220,3 +220,9 @@ def test_damage_gan_ranks_the_spectrally_normalized_weights_without_a_power_iter
     assert all(torch.equal(mask.mask, e) for (_, mask), e in zip(method.pruned_layers, expected))
     raw = damage.magnitude_masks([layer.parametrizations.weight.original.detach() for layer, _ in method.pruned_layers], 0.9)
     assert any(not torch.equal(r, e) for r, e in zip(raw, expected))  # ranking raw weights would differ
+
+
+def test_prune_every_zero_is_one_epoch_of_the_cells_training_set(cifar_root):
+    method, _ = _damage_gan(cifar_root, prune_every=0)
+    n_train = len(method.dataset.train_set(1, 0).x)
+    assert method.prune_every == math.ceil(n_train / 8) and method.record()["prune_every_steps"] == method.prune_every
