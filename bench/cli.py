@@ -168,10 +168,11 @@ def cmd_plan(args) -> None:
 
     sweep, store = _load(args)
     statuses = cell_statuses(store, sweep.cells)  # queued / preempted on SLURM too
-    print(f"{'id':12s}  {'method':14s} {'dataset':12s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
+    width = max(12, *(len(cell["config"]["dataset"]) for cell in sweep.cells))
+    print(f"{'id':12s}  {'method':14s} {'dataset':{width}s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
     for cell in sweep.cells:
         c = cell["config"]
-        print(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
+        print(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:{width}s} {c['imbalance']:>6g} {c['seed']:>4d}  "
               f"{c['budget']['steps']:>6d}  {_plan_status(store, cell, statuses[cell['id']])}")  # fmt: skip
     print(f"{len(sweep.cells)} cells in sweep {sweep.name!r}")
 
