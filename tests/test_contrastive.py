@@ -226,3 +226,17 @@ def test_prune_every_zero_is_one_epoch_of_the_cells_training_set(cifar_root):
     method, _ = _damage_gan(cifar_root, prune_every=0)
     n_train = len(method.dataset.train_set(1, 0).x)
     assert method.prune_every == math.ceil(n_train / 8) and method.record()["prune_every_steps"] == method.prune_every
+
+
+@pytest.mark.parametrize("row, reason", [
+    ("contrad+adaptivemix", "add-on 'adaptivemix' does not apply to 'contrad': ContraD's steps call D's feature trunk"),
+    ("damage-gan+adaptivemix", "add-on 'adaptivemix' does not apply to 'damage-gan'"),
+    ("damage-gan+pa", "add-on 'pa' does not apply to 'damage-gan': damage-gan does not declare how to flip D's target"),
+])  # fmt: skip
+def test_add_ons_whose_hooks_the_contrastive_steps_bypass_are_refused_in_one_line(row, reason):
+    from bench.errors import UserError
+    from bench.registry import METHODS
+
+    with pytest.raises(UserError) as err:
+        METHODS.get(row)
+    assert reason in str(err.value) and "\n" not in str(err.value)
