@@ -18,7 +18,10 @@ SDCLR, as the code runs it:
 - The mask is recomputed from the current weights at the start of every
   epoch, the first before any training.
 - The pruned branch has its own normalization layers (`--prune_dual_bn`:
-  statistics and affine parameters per branch, weights shared).
+  statistics and affine parameters per branch, weights shared). ContraD's
+  SN-DCGAN D (`sn-dcgan`, the paper network) and `dcgan-small` have no
+  normalization in D, so this applies on `dcgan` (batch norm) and on
+  plugin architectures with normalization in D.
 - The contrastive term is NT-Xent(dense(v1), sg(pruned(v2))) +
   NT-Xent(sg(dense(v1)), pruned(v2)): the code runs the two as two
   backward passes into one optimizer step; here they are one backward of
