@@ -240,3 +240,19 @@ def test_add_ons_whose_hooks_the_contrastive_steps_bypass_are_refused_in_one_lin
     with pytest.raises(UserError) as err:
         METHODS.get(row)
     assert reason in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("file, dataset, profile", [("damage-gan", "cifar10", "paper"), ("damage-gan-fmnist", "fashion-mnist", "gpu")])
+def test_damage_gan_protocol_sweeps_hold_the_three_training_sets(file, dataset, profile):
+    from bench.spec import load_sweep
+
+    base = load_sweep(REPO_ROOT / "sweeps" / f"{file}.yaml")
+    long = load_sweep(REPO_ROOT / "sweeps" / f"{file}.yaml", budget=profile)
+    for sweep in (base, long):
+        sets = {(c["config"]["dataset"], c["config"]["imbalance"]) for c in sweep.cells}
+        assert sets == {(dataset, 1), (dataset, 100), (f"{dataset}-partial", 100)}
+        assert {c["config"]["method"] for c in sweep.cells} == {"dcgan", "contrad", "damage-gan"} and len(sweep.cells) == 27
+    arch = {c["config"]["method"]: c["config"]["arch"]["name"] for c in long.cells}
+    assert arch == {"dcgan": "dcgan", "contrad": "sn-dcgan", "damage-gan": "sn-dcgan"}
+    assert all(c["config"]["budget"]["batch_size"] == 512 for c in long.cells)
+    assert not {c["id"] for c in base.cells} & {c["id"] for c in long.cells}
