@@ -5,9 +5,9 @@ copy of the batch; on a GPU, also that no step waits on the host.
     python tests/perf/bench_contrastive.py [--device cpu|cuda] [--batch 64] [--resolution 32] [--arch sn-dcgan] [--steps 10]
 
 Not a pytest module. Everything runs in this process on random 3-channel
-images (CIFAR-10's shape by default), after two warm-up steps each; each row
-keeps its fastest of --rounds rounds of --steps steps (the machine's load
-changes less between neighbouring runs). Printed:
+images (CIFAR-10's shape by default), after two warm-up steps each; the rows
+run in turn for --rounds rounds of --steps steps and each keeps its fastest
+round (the machine's load changes less between neighbouring runs). Printed:
 - per row (gan, dcgan, contrad, damage-gan): seconds per generator step and
   the ratio to gan's. ContraD's D sees 3N images through the augmentation
   and its G pass goes through it too; Damage GAN adds a pruned pass over N
@@ -68,17 +68,13 @@ def sync(device: str) -> None:
 
 
 def time_steps(method, next_batch, args) -> float:
-    for _ in range(2):
+    """Seconds per step over --steps steps."""
+    sync(args.device)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
         method.train_step(next_batch)
-    best = float("inf")
-    for _ in range(args.rounds):
-        sync(args.device)
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            method.train_step(next_batch)
-        sync(args.device)
-        best = min(best, (time.perf_counter() - t0) / args.steps)
-    return best
+    sync(args.device)
+    return (time.perf_counter() - t0) / args.steps
 
 
 def time_call(fn, args) -> float:
@@ -120,14 +116,16 @@ def main() -> None:
     print(f"device {args.device}, batch {args.batch}, {args.resolution}x{args.resolution}, arch {args.arch}, "
           f"threads {torch.get_num_threads()}")  # fmt: skip
 
-    reference = None
-    built = {}
+    built = {name: build(name, args) for name in ROWS}
+    for method, next_batch in built.values():
+        for _ in range(2):  # warm-up
+            method.train_step(next_batch)
+    best = dict.fromkeys(ROWS, float("inf"))
+    for _ in range(args.rounds):  # the rows in turn, each round: the load changes less between neighbours
+        for name, (method, next_batch) in built.items():
+            best[name] = min(best[name], time_steps(method, next_batch, args))
     for name in ROWS:
-        method, next_batch = build(name, args)
-        built[name] = (method, next_batch)
-        seconds = time_steps(method, next_batch, args)
-        reference = reference or seconds
-        print(f"step  {name:12s} {seconds * 1e3:9.2f} ms   {seconds / reference:5.2f}x gan")
+        print(f"step  {name:12s} {best[name] * 1e3:9.2f} ms   {best[name] / best['gan']:5.2f}x gan")
 
     x = torch.rand(3 * args.batch, 3, args.resolution, args.resolution, device=args.device) * 2 - 1
     generator = torch.Generator(device=args.device).manual_seed(0)
