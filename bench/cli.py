@@ -161,8 +161,9 @@ def cmd_list(args) -> None:
             sizes = ", ".join(f"{k} {v}" for k, v in cls.defaults.items())
             print(f"{name:16s} {cls.kind:7s} {sizes}; {cls.paper or 'harness network'}{default}")
     elif args.kind == "datasets":
+        width = max(16, *(len(name) for name in DATASETS.names()))
         for name, cls in DATASETS.items():
-            print(f"{name:16s} {cls.kind:7s} {cls.description}")
+            print(f"{name:{width}s} {cls.kind:7s} {cls.description}")
     else:
         for name, cls in METRICS.items():
             arrow = "↓" if cls.direction == "lower" else "↑"
@@ -174,11 +175,12 @@ def cmd_plan(args) -> None:
 
     sweep, store = _load(args)
     states = cell_states(store, sweep.cells)  # queued / preempted on SLURM too
-    print(f"{'id':12s}  {'method':14s} {'dataset':12s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
+    width = max(12, *(len(cell["config"]["dataset"]) for cell in sweep.cells))
+    print(f"{'id':12s}  {'method':14s} {'dataset':{width}s} {'rho':>6s} {'seed':>4s}  {'steps':>6s}  status")
     lines = []
     for cell in sweep.cells:
         c = cell["config"]
-        lines.append(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:12s} {c['imbalance']:>6g} {c['seed']:>4d}  "
+        lines.append(f"{cell['id']:12s}  {c['method']:14s} {c['dataset']:{width}s} {c['imbalance']:>6g} {c['seed']:>4d}  "
                      f"{c['budget']['steps']:>6d}  {_plan_status(store, cell, *states[cell['id']])}\n")  # fmt: skip
     sys.stdout.writelines(lines)
     added = sum(1 for c in sweep.cells if c.get("added_for"))

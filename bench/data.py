@@ -11,7 +11,7 @@ Tensors are float32: points are (N, 2); images are (N, C, H, W) in [-1, 1].
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,6 +67,14 @@ class Dataset:
     description: ClassVar[str] = ""
     reference_split: ClassVar[str] = ""  # what `reference_set` is, in words
     options: ClassVar[dict[str, Option]] = {}  # settings a sweep may give (bench.spec validates them)
+    # A variant (`variant`) names the dataset whose data it is: decoded files,
+    # evaluation networks and reference statistics are cached under that name.
+    variant_of: ClassVar[str | None] = None
+
+    @classmethod
+    def data_name(cls) -> str:
+        """The name the data, the evaluation networks and the reference statistics are cached under."""
+        return cls.variant_of or cls.name
 
     def __init__(self, **options: Any):
         problems = self.option_problems(options)
@@ -261,7 +269,7 @@ class FileBacked:
         raise NotImplementedError
 
     def decode_key(self) -> str:
-        return f"{self.name}-{self.resolution}px"
+        return f"{self.data_name()}-{self.resolution}px"
 
     def arrays(self) -> dict[str, np.ndarray]:
         folder = locate(self.source, self.settings.get("root"))
@@ -340,6 +348,23 @@ class ContinuousImageDataset(FileBacked, ContinuousDataset):
 
     def reference_set(self) -> Split:
         return self._subset(self.reference_arrays, None)
+
+
+def variant(base: type[Dataset], description: str, **defaults: Any) -> type[Dataset]:
+    """`base` with other defaults for its options: the same data, evaluation
+    networks and reference statistics, a training set of its own in sweeps
+    and reports. Register it under its own name, e.g.
+    `DATASETS.register("cifar10-partial")(variant(Cifar10, "...", mode="partial"))`:
+    one sweep can then hold the long tail and the balanced partial set of
+    CIFAR-10 at the same rho (the Damage GAN protocol), which options alone
+    cannot, since they are set per dataset name."""
+    for key, value in defaults.items():
+        problems = base.option_problems({key: value})
+        if problems:
+            raise ValueError(f"variant of {base.name!r}: {problems[0][1]}")
+    options = {k: replace(o, default=defaults[k]) if k in defaults else o for k, o in base.options.items()}
+    attrs = {"options": options, "variant_of": base.data_name(), "description": description, "__module__": base.__module__}
+    return type(f"{base.__name__}Variant", (base,), attrs)
 
 
 def dataset_for(cell: dict) -> Dataset:

@@ -19,8 +19,9 @@ A method is a small class registered in `bench.registry.METHODS`:
   conditional bases unless they say otherwise (`AddOn.conditional_ok`);
 - `begin(data, fresh)` is called by the loop before the first step of a
   process: methods that draw their own batches (CcGAN's vicinity) keep the
-  training split; `needs(config)` names other training runs a method reads
-  (Dual-NDA: a trained CcGAN), `upstream_dir(name)` is where they are;
+  training split;
+- `d_heads` adds heads on D's feature trunk beyond its one logit
+  (projection heads of contrastive methods);
 - `record()` returns per-cell facts the result keeps under "method_info"
   (the base gives `g_updates`, `d_updates` and the architecture); state that
   must survive a resume goes through `state_dict` (and, minus the
@@ -79,6 +80,12 @@ class Method:
     _upstream_dirs: ClassVar[dict[str, Path]] = {}
     # G(z, c) and D(x, c): `label_input` encodes labels as c, `sample` takes the labels to generate.
     conditional: ClassVar[bool] = False
+    # The latent prior: "normal", N(0, I), or "uniform", U(-1, 1) per coordinate
+    # (DCGAN's and ContraD's). Add-ons such as GM replace it through `latent`.
+    prior: ClassVar[str] = "normal"
+    # Add-ons whose hooks this method's own steps do not call, name -> why
+    # (AddOn.refuses reads it, so `ganbench` refuses such a row in one line).
+    addon_refusals: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
@@ -156,9 +163,24 @@ class Method:
 
     def build_networks(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
         G, D = self.build_pair(arch, data_info)
+        heads = self.d_heads(D.feature_dim)
+        if "head" in heads:
+            D.head = heads.pop("head")
+        if heads:
+            D.heads = nn.ModuleDict(heads)
         if self.spectral_norm:
             spectral_normalize(D)
         return G, D
+
+    def d_heads(self, feature_dim: int) -> dict[str, nn.Module]:
+        """Heads on D's feature trunk (inputs of width `feature_dim`), by name.
+
+        "head" replaces D's real/fake head, so D(x) = head(features(x)) is the
+        method's logit wherever D is called (samplers, DRS, add-ons); every
+        other name goes into `D.heads` (call `self.D.heads[name](self.D.features(x))`).
+        Built into D before spectral normalization: they share D's optimizer,
+        normalization, device and checkpoint. Default: none."""
+        return {}
 
     def build_pair(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
         """The shared (G, D) pair; an add-on that changes D's input widens it here."""
@@ -239,7 +261,9 @@ class Method:
         raise NotImplementedError(f"{type(self).__name__} is conditional and must define label_dim and label_input")
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The latent prior; N(0, I) unless a method or add-on changes it."""
+        """The latent prior (`prior`) unless an add-on changes it."""
+        if self.prior == "uniform":
+            return torch.rand(n, self.z_dim, device=self.device, generator=generator) * 2 - 1
         return torch.randn(n, self.z_dim, device=self.device, generator=generator)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
@@ -385,11 +409,12 @@ class AddOn(Method):
 
     @classmethod
     def refuses(cls, base: type[Method]) -> str | None:
-        """Why this add-on does not apply to `base`, or None when it does.
-        Overrides call super() first (the conditional check)."""
+        """Why this add-on does not apply to `base`, or None when it does: a
+        conditional base unless the add-on says it works there, then what the
+        base says of it (`Method.addon_refusals`). Overrides call super() first."""
         if base.conditional and not cls.conditional_ok:
             return f"{base.name} is conditional (G(z, c), D(x, c)); add-on {cls.name!r} is written for D(x) and G(z)"
-        return None
+        return base.addon_refusals.get(cls.name)
 
 
 def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Method]:

@@ -1,11 +1,16 @@
 """CIFAR-10 (Krizhevsky 2009): 32x32 colour, 10 classes, 50,000 train /
 10,000 test, read from the python-version pickles (data_batch_1..5,
 test_batch). rho = 100 gives the CIFAR-10-LT counts 5000, 2997, ..., 50.
+
+`cifar10-partial` is the same data with `mode: partial` by default: the
+balanced partial training set of the Damage GAN paper (at rho = 100, 12,406
+images, 1,240 or 1,241 per class), a dataset of its own in sweeps and
+reports, sharing CIFAR-10's files, evaluation classifier and statistics.
 """
 
 import numpy as np
 
-from bench.data import FileImageDataset
+from bench.data import FileImageDataset, variant
 from bench.datafiles import CIFAR10, read_cifar_batch
 from bench.registry import DATASETS
 
@@ -28,3 +33,7 @@ class Cifar10(FileImageDataset):
             "test_x": test_x,
             "test_y": test_y,
         }
+
+
+DATASETS.register("cifar10-partial")(variant(
+    Cifar10, "CIFAR-10, balanced partial: as many images as the rho long tail, equal per class", mode="partial"))

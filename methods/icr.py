@@ -12,7 +12,8 @@ sigma = 0.03 (the paper's CIFAR-10 values).
 Choices the paper leaves open:
 - T = a random horizontal flip (p = 1/2) and a random translation by up to
   res/8 pixels (at least 1) in each direction with reflection padding, drawn
-  per image (the augmentation of Zhang et al. 2020's CR).
+  per image (the augmentation of Zhang et al. 2020's CR): the registry's
+  `flip-translate` (bench.augment), named by `icr_transform`.
 - For 2-D point data T is a no-op (there is no flip or translation of a
   point that keeps the data distribution): bCR is then identically zero and
   is skipped; zCR still applies. `record()` says which parts were active.
@@ -26,8 +27,8 @@ bits on every D call, so bCR/zCR would penalise D for reading its bits.
 """
 
 import torch
-import torch.nn.functional as F
 
+from bench.augment import AUGMENTS
 from bench.method import AddOn
 from bench.registry import ADDONS
 
@@ -37,12 +38,14 @@ class ICR(AddOn):
     paper = "Zhao et al. 2021, Improved Consistency Regularization for GANs"
     hp = {"icr_real": 10.0, "icr_fake": 10.0, "icr_dis": 5.0, "icr_gen": 0.5, "icr_sigma": 0.03}
     conflicts = {"pa": "PA draws fresh random bits on every D call, which consistency terms would penalise"}
+    icr_transform = "flip-translate"  # T, from bench.augment (add-on attributes carry its name)
 
     def d_terms(self, real, fake, real_out, fake_out):
         terms = super().d_terms(real, fake, real_out, fake_out)
         if real.dim() == 4:
-            terms["bcr_real"] = self.hp["icr_real"] * ((real_out - self.discriminate(flip_and_translate(real))) ** 2).mean()
-            terms["bcr_fake"] = self.hp["icr_fake"] * ((fake_out - self.discriminate(flip_and_translate(fake))) ** 2).mean()
+            transform = AUGMENTS.get(self.icr_transform)
+            terms["bcr_real"] = self.hp["icr_real"] * ((real_out - self.discriminate(transform(real))) ** 2).mean()
+            terms["bcr_fake"] = self.hp["icr_fake"] * ((fake_out - self.discriminate(transform(fake))) ** 2).mean()
         z = self.latent(len(real))
         with torch.no_grad():
             g, g_shifted = self.G(z), self.G(z + self.hp["icr_sigma"] * torch.randn_like(z))
@@ -59,18 +62,3 @@ class ICR(AddOn):
         bcr = "on" if self.data_info.get("kind") == "images" else "off (2-D points: T is a no-op)"
         return {**super().record(), "icr_bcr": bcr, "icr_zcr": "on"}
 
-
-def flip_and_translate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per image: horizontal flip with p = 1/2, then a shift by up to max(1, H // 8)
-    pixels in each direction, the border filled by reflection."""
-    n, c, h, w = x.shape
-    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    pad = max(1, h // 8)
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    index = torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[index[0], index[1], rows, cols]

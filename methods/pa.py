@@ -81,9 +81,10 @@ class ProgressiveAugmentation(AddOn):
 
     @classmethod
     def refuses(cls, base):
-        if base.target_flip not in FLIPS:
+        reason = super().refuses(base)
+        if reason is None and base.target_flip not in FLIPS:
             return f"{base.name} does not declare how to flip D's target (target_flip)"
-        return None
+        return reason
 
     @classmethod
     def arch_problems(cls, arch, data_info, hp):

@@ -73,6 +73,20 @@ def test_step_profile_and_partial_mode(data_root):
         cls(profile="linear")
 
 
+def test_a_partial_variant_is_its_base_with_mode_partial_sharing_files_and_caches(data_root):
+    from bench.metrics import refstats
+
+    write_mnist_like(data_root / "fashion-mnist", per_class_train=20)
+    base, variant = DATASETS.get("fashion-mnist"), DATASETS.get("fashion-mnist-partial")
+    assert variant().train_set(10, 0).class_counts == base(mode="partial").train_set(10, 0).class_counts
+    assert variant(mode="longtail").train_set(10, 0).class_counts == base().train_set(10, 0).class_counts
+    assert variant.data_name() == base.data_name() == "fashion-mnist" and variant.name == "fashion-mnist-partial"
+    assert variant().decode_key() == base().decode_key()  # one decoded copy of the files
+    assert refstats.cache_key(variant(), {"name": "x"}, 10) == refstats.cache_key(base(), {"name": "x"}, 10)
+    with pytest.raises(ValueError, match="variant of 'fashion-mnist': must be one of longtail, partial"):
+        bench.data.variant(base, "bad", mode="half")
+
+
 def test_resolver_order_and_missing_message(data_root, tmp_path):
     write_mnist_like(data_root, per_class_train=3)  # $GANBENCH_DATA itself holds a set
     explicit = write_mnist_like(tmp_path / "mine", per_class_train=4)

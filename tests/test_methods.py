@@ -1,7 +1,9 @@
 """Every method row and add-on trains a few steps on `ring` (mlp) and on
-`digits` with every image architecture: finite losses, samples of the right
-shape, and a run resumed from its state equals the uninterrupted run;
-composed rows resolve through the registry, the spec and the runner."""
+`digits` with every image architecture (rows for images only skip `ring`),
+and on a 32x32 CIFAR-format set with its paper architecture: finite losses,
+samples of the right shape, and a run resumed from its state equals the
+uninterrupted run; composed rows resolve through the registry, the spec and
+the runner."""
 
 import copy
 import json
@@ -40,9 +42,20 @@ def _needs_upstream(name):
 # test_conditional.py.
 ROWS = [*(n for n in METHODS.names() if not _conditional(n)),
         *(f"gan+{addon}" for addon in ADDONS.names() if ADDONS.get(addon).refuses(METHODS.get("gan")) is None),
-        "sngan+pa+adaptivemix", "wgan-gp+pa", "lsgan+drs", "wgan+drs", "sngan+drs"]  # fmt: skip
+        "sngan+pa+adaptivemix", "wgan-gp+pa", "lsgan+drs", "wgan+drs", "sngan+drs",
+        "contrad+icr", "contrad+gm", "damage-gan+drs"]  # fmt: skip
 CASES = [("ring", "mlp")] + [("digits", name) for name in ARCHS.names()
                              if ARCHS.get(name).kind == "images" and not ARCHS.get(name).conditional]  # fmt: skip
+
+
+def _fits(name, dataset, arch):
+    """Whether the spec would accept row `name` on this dataset and architecture (ContraD needs images)."""
+    cls = METHODS.get(name)
+    resolved = {"name": arch, **ARCHS.get(arch).defaults}
+    return not cls.arch_problems(resolved, DATASETS.get(dataset).info(), cls.hp)
+
+
+ROW_CASES = [(name, *case) for name in ROWS for case in CASES if _fits(name, *case)]
 COND_ROWS = [n for n in METHODS.names() if _conditional(n) and not _needs_upstream(n)]
 COND_IMAGE_ARCHS = [n for n in ARCHS.names() if ARCHS.get(n).conditional and ARCHS.get(n).kind == "images"
                     and ARCHS.get(n).problem({**TinyAngles.info()}) is None]  # fmt: skip
@@ -65,10 +78,11 @@ COND_PARAMS = [pytest.param(name, dataset, arch, id=f"{name}-{getattr(dataset, '
                for name in COND_ROWS for dataset, arch in _cond_cases(name)]  # fmt: skip
 # Small settings so that a few steps exercise every code path quickly.
 FAST_HP = {"drs_burnin": 64, "drs_calib_steps": 3, "pa_every": 1, "pa_window": 1, "pa_kid_samples": 32, "critic_burst": 3,
-           "cgan_classes": 4, "ccgan_embed_net": "small", "ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1}  # fmt: skip
+           "cgan_classes": 4, "ccgan_embed_net": "small", "ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1,
+           "warmup": 2, "prune_every": 2}  # fmt: skip
 
 
-def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None, runtime=None):
+def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, width=16, arch=None, runtime=None, options=None):
     """(method, next_batch) for row `name`, built as the runner builds it;
     `next_batch.generator` is the batch stream's generator."""
     cls = METHODS.get(name)
@@ -80,7 +94,7 @@ def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, w
               "budget": {"steps": steps, "batch_size": batch_size, "eval_samples": 32},
               "optimizer": copy.deepcopy(cls.optimizer), "arch": arch, "hp": hp}  # fmt: skip
     torch.manual_seed(seed)
-    ds = data_cls()
+    ds = data_cls(**(options or {}))
     method = cls.create(config, ds.info(), torch.device("cpu"), dataset=ds, upstream_dirs=(runtime or {}).get("upstream_dirs"))
     data = ds.train_set(1, seed)
     method.begin(Split(data.x, data.y, data.class_counts, data.aux), fresh=True)
@@ -95,7 +109,7 @@ def make_method(name, dataset="ring", hp=None, batch_size=16, steps=3, seed=0, w
 
 
 def _shape(dataset):
-    return (2,) if dataset in ("ring", "circle") else (1, 8, 8)
+    return {"ring": (2,), "circle": (2,), "cifar10": (3, 32, 32)}.get(dataset, (1, 8, 8))  # digits, the tiny angle images
 
 
 def _sample(method, dataset, n, seed, batch_size):
@@ -106,12 +120,7 @@ def _sample(method, dataset, n, seed, batch_size):
     return method.sample(n, seed=seed, labels=ds.requested_labels(n), batch_size=batch_size)
 
 
-PARAMS = [pytest.param(name, dataset, arch, id=f"{name}-{dataset}-{arch}") for name in ROWS for dataset, arch in CASES]
-
-
-@pytest.mark.parametrize("name, dataset, arch", PARAMS + COND_PARAMS)
-def test_a_few_steps_give_finite_losses_and_samples(name, dataset, arch):
-    method, next_batch = make_method(name, dataset, batch_size=8, width=4, arch=arch)
+def _a_few_steps(method, next_batch, dataset, arch):
     for _ in range(3):
         logs = method.train_step(next_batch)
         logs = {k: float(v) for k, v in logs.items()}  # detached 0-d tensors or floats
@@ -122,6 +131,41 @@ def test_a_few_steps_give_finite_losses_and_samples(name, dataset, arch):
     info = method.record()
     json.dumps(info)  # what the result record keeps must be JSON
     assert info["g_updates"] == 3 and info["d_updates"] >= 3 and info["arch"]["name"] == arch
+
+
+PARAMS = [pytest.param(name, dataset, arch, id=f"{name}-{dataset}-{arch}") for name, dataset, arch in ROW_CASES]
+
+
+@pytest.mark.parametrize("name, dataset, arch", PARAMS + COND_PARAMS)
+def test_a_few_steps_give_finite_losses_and_samples(name, dataset, arch):
+    method, next_batch = make_method(name, dataset, batch_size=8, width=4, arch=arch)
+    _a_few_steps(method, next_batch, dataset, arch)
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory):
+    """A 32x32 training set: a small file in the CIFAR-10 python format (tests/data_writers.py)."""
+    from data_writers import write_cifar
+
+    return str(write_cifar(tmp_path_factory.mktemp("cifar"), per_batch=20))
+
+
+@pytest.mark.parametrize("name", ROWS)
+def test_a_few_steps_on_32x32_images_with_the_paper_network(name, cifar_root):
+    arch = METHODS.get(name).paper_arch or DEFAULT_ARCH_NAME["images"]
+    method, next_batch = make_method(name, "cifar10", batch_size=8, width=4, arch=arch, options={"root": cifar_root})
+    _a_few_steps(method, next_batch, "cifar10", arch)
+
+
+def test_image_only_rows_are_refused_on_points_in_one_line(tmp_path):
+    from bench.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SWEEP.replace("HP", "{}").replace("[gm-gan, lsgan+icr]", "[contrad]"))
+    with pytest.raises(UserError) as err:
+        load_sweep(path)
+    assert "overrides.method.contrad.hp.augment: contrad needs images: its 'simclr' augmentation transforms images, " \
+           "and the dataset has points" in str(err.value) and "\n" not in str(err.value)  # fmt: skip
 
 
 def _rng_state(generator):

@@ -121,7 +121,9 @@ def test_gm_prior_is_used_for_training_and_evaluation_and_survives_resume():
 
 # -- icr -----------------------------------------------------------------------
 def test_flip_and_translate_moves_whole_images():
-    flip_and_translate = plugin("icr").flip_and_translate
+    from bench.augment import AUGMENTS
+
+    flip_and_translate = AUGMENTS.get("flip-translate")
     x = torch.arange(64.0).view(1, 1, 8, 8).repeat(50, 1, 1, 1)
     out = flip_and_translate(x, torch.Generator().manual_seed(0))
     padded = [nn.functional.pad(v, (1, 1, 1, 1), mode="reflect") for v in (x[:1], x[:1].flip(3))]

@@ -156,9 +156,14 @@ def test_per_class_bars_use_the_evaluator_histograms(swept, tmp_path):
             "classes": list(range(10)), "generated": [20 * (c + 1) for c in range(10)],
             "fid_classifier": [float(c) if c < 8 else None for c in range(10)]}  # fmt: skip
         path.write_text(json.dumps(record))
-    _report(root)
+    md = _report(root)
     page = (root / "results/rep/leaderboard.html").read_text()
     assert page.count("per class'>") == 2  # ρ = 1 now has generated histograms to show
+    # the Markdown table: generated share / per-class FID, no FID where too few samples
+    table = md.split("### digits, ρ = 1: per class")[1]
+    gan = next(ln for ln in table.splitlines() if ln.startswith("| gan |"))
+    assert gan.startswith("| gan | 1.8% / 0 | 3.6% / 1 |") and gan.endswith("| 16.4% / – | 18.2% / – |")
+    assert "| training share | 10.0% |" in table
 
 
 def test_compare_prints_differences_with_interval_and_p(swept):

@@ -19,8 +19,10 @@ c a vector of the method's `label_dim`), in `conditional.py` and `ccgan.py`:
 | `ccgan-sngan` | 64x64 images | the SNGAN-style ResNet of CcGAN / Dual-NDA: conditional BN in G, projection D, SN inside |
 
 Every discriminator is `Discriminator(features, head)` with D(x) =
-head(features(x)): feature regularizers (AdaptiveMix), samplers (DRS) and
-input or feature augmentation (PA) rely on the split. Conditional
+head(features(x)), features(x) a flat (N, feature_dim) vector: feature
+regularizers (AdaptiveMix), samplers (DRS), input or feature augmentation
+(PA) and the projection heads of contrastive methods (ContraD, built by
+`Method.d_heads` on `D.feature_dim`) rely on the split. Conditional
 discriminators take (x, c); add-ons refuse conditional rows
 (`bench.method.AddOn.refuses`).
 
@@ -43,6 +45,7 @@ Third-party architectures register in `ARCHS` from a plugin file.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar
 
@@ -58,10 +61,11 @@ PAPER = "paper"  # `arch: {name: paper}`: the method's own `paper_arch`
 
 
 class Discriminator(nn.Module):
-    def __init__(self, features: nn.Module, head: nn.Module):
+    def __init__(self, features: nn.Module, head: nn.Linear):
         super().__init__()
         self.features = features
         self.head = head
+        self.feature_dim = head.in_features  # the width of features(x), which further heads build on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).squeeze(1)
@@ -110,6 +114,33 @@ def ceil_halvings(resolution: int, n: int) -> list[int]:
 def d_norm_layer(kind: str, channels: int) -> nn.Module:
     """The normalization a D stage uses: batch norm, or layer norm where a per-sample D is needed."""
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(1, channels)
+
+
+class BranchNorm(nn.Module):
+    """One copy of a normalization layer per branch of a network that runs in
+    two modes (SDCLR's dual batch norm: the dense and the pruned network share
+    weights, each keeps its own statistics and affine parameters); `branch`
+    picks the copy the next forward pass uses."""
+
+    def __init__(self, norm: nn.Module, branches: int = 2):
+        super().__init__()
+        self.copies = nn.ModuleList([norm] + [copy.deepcopy(norm) for _ in range(branches - 1)])
+        self.branch = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.copies[self.branch](x)
+
+
+def branch_norms(module: nn.Module, branches: int = 2) -> list[BranchNorm]:
+    """Replace every normalization layer under `module` by a BranchNorm; returns them."""
+    found = []
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+            setattr(module, name, BranchNorm(child, branches))
+            found.append(getattr(module, name))
+        else:
+            found.extend(branch_norms(child, branches))
+    return found
 
 
 def resolve_arch(arch: dict, kind: str, paper_arch: str | dict | None, conditional: bool = False) -> tuple[dict | None, str | None]:

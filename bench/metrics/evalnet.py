@@ -137,7 +137,7 @@ def get_evalnet(dataset, role: str) -> EvalNet:
 
     Raises EvalNetUnavailable when the data set cannot train this role.
     """
-    key = f"{dataset.name}-{role}-{RECIPES[role]}"
+    key = f"{dataset.data_name()}-{role}-{RECIPES[role]}"
     if key in _loaded:
         return _loaded[key]
     folder = cache_dir("evalnets")

@@ -28,7 +28,7 @@ _memo: dict[str, dict[str, np.ndarray]] = {}
 def cache_key(dataset, extractor: dict, n: int, split: str = "reference", imbalance: float = 1, subset_seed: int | None = None) -> dict:
     subset = "balanced" if imbalance == 1 else {"imbalance": imbalance, "subset_seed": subset_seed}
     return {
-        "dataset": dataset.name,
+        "dataset": dataset.data_name(),
         "split": split,
         "reference": getattr(dataset, "reference_split", ""),  # what the split is, in the dataset's words
         "subset": subset,

@@ -86,6 +86,7 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     markdown = [f"# Leaderboard: {sweep.name}", "", *(line + "\n" for line in intro), counts + "\n", *(line + "\n" for line in how)]
     markdown.append(to_markdown(tables) if tables else "No finished cells yet.\n")
     markdown += _markdown_extras(costs, matched, reference_notes, eval_spread_rows(tables))
+    markdown += _class_tables(cells, {r["id"]: r for r in records}, method_order, dataset_order)
     markdown += [f"![{p.stem}]({p.name})" for p in plot_files]
     atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
 
@@ -202,9 +203,9 @@ def _loss_log(store: Store, record: dict) -> pd.DataFrame | None:
     return log if "step" in log.columns and len(log) else None
 
 
-def _class_plots(d_cells: pd.DataFrame, by_id: dict, method_order: list[str], dataset: str) -> list[tuple[str, str]]:
-    """Per ρ: training class counts beside each row's generated histogram (and per-class FID), for class data."""
-    out = []
+def _per_class(d_cells: pd.DataFrame, by_id: dict):
+    """Per ρ of one dataset's done cells: (ρ, training class counts, {method: mean generated
+    histogram}, {method: mean per-class classifier FID}), means over seeds; class data only."""
     for rho, group in d_cells.groupby("imbalance", sort=True):
         recs = [by_id[cid] for cid in group["id"]]
         counts = next(((r.get("data") or {}).get("class_counts") for r in recs
@@ -217,15 +218,42 @@ def _class_plots(d_cells: pd.DataFrame, by_id: dict, method_order: list[str], da
                 generated.setdefault(method, []).append(per_class["generated"])
             if per_class.get("fid_classifier") and method:
                 fid.setdefault(method, []).append(per_class["fid_classifier"])
-        long_tailed = bool(counts) and max(counts) > 1.5 * max(min(counts), 1)
-        if not counts or not (long_tailed or generated):
+        if counts:
+            yield rho, counts, {m: _mean_lists(v) for m, v in generated.items()}, {m: _mean_lists(v) for m, v in fid.items()}
+
+
+def _class_plots(d_cells: pd.DataFrame, by_id: dict, method_order: list[str], dataset: str) -> list[tuple[str, str]]:
+    """Per ρ: training class counts beside each row's generated histogram (and per-class FID), for class data."""
+    out = []
+    for rho, counts, generated, fid in _per_class(d_cells, by_id):
+        long_tailed = max(counts) > 1.5 * max(min(counts), 1)
+        if not (long_tailed or generated):
             continue
-        png = plots.class_plot(counts, {m: _mean_lists(v) for m, v in generated.items()},
-                               {m: _mean_lists(v) for m, v in fid.items()}, method_order,
-                               f"{dataset}, ρ = {rho:g}: class shares (mean over seeds)")  # fmt: skip
+        png = plots.class_plot(counts, generated, fid, method_order, f"{dataset}, ρ = {rho:g}: class shares (mean over seeds)")
         if png:
             out.append((f"{dataset} ρ={rho:g} per class", data_uri(png)))
     return out
+
+
+def _class_tables(cells: pd.DataFrame, by_id: dict, method_order: list[str], dataset_order: list[str]) -> list[str]:
+    """Markdown: per dataset and ρ, each row's share of generated samples and FID (classifier space) per class,
+    means over seeds, beside the training counts: where the minority classes stand."""
+    parts = []
+    done = cells[cells["status"] == "done"]
+    for dataset in ordered(done["dataset"].unique(), dataset_order):
+        for rho, counts, generated, fid in _per_class(done[done["dataset"] == dataset], by_id):
+            if not generated:
+                continue
+            header = ["row"] + [f"class {c}" for c in range(len(counts))]
+            rows = [["training share"] + [f"{n / sum(counts):.1%}" for n in counts]]
+            for method in ordered(generated, method_order):
+                hist, fids = generated[method], fid.get(method, [])
+                rows.append([method] + [f"{h / (sum(hist) or 1):.1%}" + (f" / {fmt(fids[c])}" if c < len(fids) else "")
+                                        for c, h in enumerate(hist)])  # fmt: skip
+            parts.append(f"### {dataset}, ρ = {rho:g}: per class (generated share / FID in classifier space; "
+                         "a class with too few samples has no FID)\n")  # fmt: skip
+            parts.append(markdown_table(header, rows))
+    return parts
 
 
 def _mean_lists(lists: list[list]) -> list[float]:
