@@ -163,7 +163,9 @@ class Method:
 
     def build_networks(self, arch: dict, data_info: dict) -> tuple[nn.Module, nn.Module]:
         G, D = self.build_pair(arch, data_info)
-        heads = self.d_heads(D.feature_dim)
+        # Ds without a head/feature split (CcGAN's concatenating MLP) have no feature_dim; only
+        # contrastive rows add heads, and they refuse conditional bases.
+        heads = self.d_heads(getattr(D, "feature_dim", None))
         if "head" in heads:
             D.head = heads.pop("head")
         if heads:

@@ -60,6 +60,7 @@ class ConditionalDiscriminator(nn.Module):
         self.features = features
         self.head = head
         self.embed = embed
+        self.feature_dim = head.in_features  # the width of features(x), which further heads build on
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         phi = self.features(x)
