@@ -86,7 +86,9 @@ def _compiled(objective: Callable, backend: str, options: dict | None, cudagraph
     replay's logs are cloned out of the graph's pool (one kernel) before the
     next replay overwrites them.
     """
-    names: dict[str, tuple[str, ...]] = {}  # the logs' names (set again by every call: a side effect Dynamo replays)
+    # The logs' names, set by every call (a side effect Dynamo replays); the key
+    # exists from the start, or the second call would recompile.
+    names: dict[str, tuple[str, ...]] = {"logs": ()}
 
     def stacked(real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         total, logs = objective(real, labels)
