@@ -196,7 +196,7 @@ def main() -> None:
     print(f"compiled path: {variants['harness compiled'].facts}")
     print(f"compiled vs eager harness, max loss difference over {EQUALITY_STEPS} steps: {gap:.2e}")
     for name, r in rate.items():
-        line = f"  {name:17s} {r:9.1f} steps/s   {r / rate['bare loop']:5.2f}x bare loop"
+        line = f"  {name:17s} {r:9.2f} steps/s   {r / rate['bare loop']:5.2f}x bare loop"
         if "CUDA graph" in rate:
             line += f"   {r / rate['CUDA graph']:5.2f}x CUDA graph"
         print(line)
