@@ -86,6 +86,10 @@ class Method:
     # Add-ons whose hooks this method's own steps do not call, name -> why
     # (AddOn.refuses reads it, so `ganbench` refuses such a row in one line).
     addon_refusals: ClassVar[dict[str, str]] = {}
+    # False when d_objective / g_objective cannot be captured by torch.compile
+    # (host reads, host RNG, data-dependent control flow); say why beside it.
+    # A row is compilable when no class it is made of sets False.
+    compilable: ClassVar[bool] = True
 
     def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
@@ -289,7 +293,13 @@ class Method:
         return self.config["optimizer"]["d_steps"]
 
     # -- one training step ----------------------------------------------------
-    def d_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    # A step returns detached 0-d tensors, never floats: `.item()` would wait
+    # for the GPU every step. The shared loop reads them at its log cadence.
+    # `d_objective` / `g_objective` hold a step's forward passes and losses and
+    # nothing else (no optimizer, no counters, no host reads): with
+    # `compile: true` they are what torch.compile captures (bench.compiled).
+    def d_objective(self, real: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the loss D minimises, its logs) for one real batch."""
         with torch.no_grad():
             fake = self.G(self.latent(len(real)))
         self.pass_terms = {}
@@ -297,14 +307,11 @@ class Method:
         passes, self.pass_terms = self.pass_terms, None
         loss = self.d_loss(real_out, fake_out)
         terms = {**self.d_terms(real, fake, real_out, fake_out), **passes}
-        self.opt_d.zero_grad(set_to_none=True)
-        (loss + sum(terms.values())).backward()
-        self.opt_d.step()
-        self.d_updates += 1
-        self.after_d_step()
-        return {"d_loss": loss.item(), **{f"d_{k}": v.item() for k, v in terms.items()}}
+        logs = {"d_loss": loss.detach(), **{f"d_{k}": v.detach() for k, v in terms.items()}}
+        return loss + sum(terms.values()), logs
 
-    def g_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    def g_objective(self, real: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the loss G minimises, its logs); `real` is the last D step's batch."""
         z = self.latent(len(real))
         fake = self.G(z)
         self.pass_terms = {}
@@ -312,12 +319,26 @@ class Method:
         passes, self.pass_terms = self.pass_terms, None
         loss = self.g_loss(fake_out)
         terms = {**self.g_terms(z, fake, fake_out, real), **passes}
-        self.opt_g.zero_grad(set_to_none=True)
-        (loss + sum(terms.values())).backward()
-        self.opt_g.step()
-        return {"g_loss": loss.item(), **{f"g_{k}": v.item() for k, v in terms.items()}}
+        logs = {"g_loss": loss.detach(), **{f"g_{k}": v.detach() for k, v in terms.items()}}
+        return loss + sum(terms.values()), logs
 
-    def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, float]:
+    def d_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        total, logs = self.d_objective(real, labels)
+        self.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_d.step()
+        self.d_updates += 1
+        self.after_d_step()
+        return logs
+
+    def g_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        total, logs = self.g_objective(real, labels)
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        return logs
+
+    def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, torch.Tensor | float]:
         """`d_steps_at(step)` discriminator updates, then one generator update.
 
         Overrides must call super() (or advance `self.step` themselves)."""

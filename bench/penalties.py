@@ -7,6 +7,10 @@ from typing import Callable
 import torch
 
 
+# Run eagerly inside a compiled step (bench.compiled): the penalty's gradient is
+# differentiated again, and AOTAutograd's compiled backward cannot be
+# (no double backward). The rest of the step stays compiled.
+@torch.compiler.disable
 def gradient_penalty(discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """E[(||grad_x D(x_hat)||_2 - 1)^2] on random real/fake interpolates.
 

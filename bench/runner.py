@@ -191,6 +191,8 @@ def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
         save_generator(method, cell["training_id"], config, folder / GENERATOR)
         record["train"] = {"steps": outcome.steps, "resumed_from_step": outcome.resumed_from_step,
                            "resumed_from": outcome.resumed_from, "set_aside": moved + outcome.set_aside}  # fmt: skip
+        if outcome.compile is not None:  # `compile: true`: which path the steps took
+            record["train"]["compile"] = outcome.compile
         record["method_info"] = method.record()
         record["status"] = TRAINED
     except Diverged as exc:

@@ -8,7 +8,8 @@ A sweep is one YAML file::
     include: [{method: x, dataset: y, imbalance: 1, seed: 0}]   # extra cells
     exclude: [{method: wgan-gp, imbalance: 100}]                # partial match
     defaults: {budget: {...}, optimizer: {...}, arch: {...}, metrics: [...],
-               eval_seed: 0, eval_repeats: 1, log_every: 100, checkpoint_every: 500}
+               eval_seed: 0, eval_repeats: 1, log_every: 100, checkpoint_every: 500,
+               compile: false}               # runtime: torch.compile the steps
     overrides:
       dataset: {digits: {budget: {steps: 800}}}
       method: {wgan-gp: {hp: {gp_weight: 5}, optimizer: {lr_d: 2e-4}}}
@@ -101,12 +102,14 @@ RANGES: dict[str, Range] = {
 }
 
 TOP_KEYS = ("name", "description", "plugins", "matrix", "include", "exclude", "defaults", "overrides", "executor", "budgets", "reference")
-SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "eval_repeats", "log_every", "checkpoint_every")
+SETTING_KEYS = ("budget", "optimizer", "arch", "metrics", "eval_seed", "eval_repeats", "log_every", "checkpoint_every", "compile")
 METHOD_SETTING_KEYS = SETTING_KEYS + ("hp",)
 EXECUTOR_KEYS = ("name", "workers", "cells_per_job", "profile")
 DATASET_SETTING_KEYS = SETTING_KEYS + ("options",)  # `options`: the dataset's declared options (Dataset.options)
 BUDGET_PROFILE_KEYS = ("defaults", "overrides")
-RUNTIME_KEYS = ("log_every", "checkpoint_every")
+# How a cell runs, not what it computes: kept out of the config (and the ids).
+# `compile` runs the steps through torch.compile, whose losses equal eager's (bench.compiled).
+RUNTIME_KEYS = ("log_every", "checkpoint_every", "compile")
 # How a trained generator is scored, not how it is trained: left out of the training id.
 EVAL_KEYS = ("metrics", "eval_seed", "eval_repeats")
 EVAL_BUDGET_KEYS = ("eval_samples",)
@@ -510,6 +513,8 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
     """Validate one settings block (defaults or an override)."""
     block = check.mapping(value, key, allowed)
     check.numbers(block, key)  # eval_seed, log_every, checkpoint_every: see RANGES
+    if "compile" in block and not isinstance(block["compile"], bool):
+        check.fail(f"{key}.compile", f"must be true or false, got {shown(block['compile'])}")
     if "budget" in block:
         check.numbers(check.mapping(block["budget"], f"{key}.budget", tuple(DEFAULT_BUDGET)), f"{key}.budget", "budget.")
     if "optimizer" in block:
@@ -565,6 +570,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         "eval_seed": 0,
         "log_every": 50,
         "checkpoint_every": 500,
+        "compile": False,
         "hp": copy.deepcopy(method.hp),
     }
     config = base

@@ -5,6 +5,14 @@ cell, batch sampling, the device, the loss log, periodic checkpoints,
 resuming from the latest checkpoint, and divergence detection. A method
 only implements `train_step` (see bench.method).
 
+A step returns its losses as 0-d device tensors; the loop keeps them and
+reads them to floats in one host sync every `log_every` steps, before every
+checkpoint and at the end (at most MAX_UNREAD_STEPS apart), so a GPU is
+never made to wait for the host in between. The read checks every pending
+step: a non-finite loss is found at the step it appeared, and a checkpoint
+never holds a run that had already diverged. With `compile: true` the
+method's objectives go through torch.compile first (bench.compiled).
+
 A new checkpoint keeps the one before it (checkpoint.prev.pt): a checkpoint
 that cannot be read is moved aside and training resumes from the previous
 one, or from scratch, and the outcome says which.
@@ -25,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.compiled import compile_steps
 from bench.data import Split
 from bench.method import Method
 from bench.store import Damaged, atomic_write, set_aside
@@ -55,6 +64,9 @@ STOP = threading.Event()
 
 
 CHECKPOINT, PREVIOUS, LOSSES = "checkpoint.pt", "checkpoint.prev.pt", "losses.csv"
+# Losses are read to the host at least this often, whatever log_every: each
+# unread step holds a few small device tensors.
+MAX_UNREAD_STEPS = 1000
 
 
 @dataclass
@@ -64,6 +76,29 @@ class TrainOutcome:
     earlier_s: float  # training seconds spent before the checkpoint it resumed from
     resumed_from: str  # "checkpoint.pt", "checkpoint.prev.pt" (the latest could not be read) or "scratch"
     set_aside: list[dict]  # unreadable checkpoints moved aside (bench.store.set_aside)
+    compile: dict | None = None  # with `compile: true`: the path the steps took (bench.compiled.compile_steps)
+
+
+class UnreadLogs:
+    """The steps' logs since the last read, as the method returned them (0-d
+    tensors, or numbers from older plugins); `read` turns them into floats
+    with one host sync."""
+
+    def __init__(self):
+        self.steps: list[tuple[int, dict]] = []
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, step: int, logs: dict) -> None:
+        self.steps.append((step, logs))
+
+    def read(self) -> list[tuple[int, dict]]:
+        tensors = [v.detach().reshape(()) for _, logs in self.steps for v in logs.values() if isinstance(v, torch.Tensor)]
+        values = iter(torch.stack([t.to(tensors[0].device) for t in tensors]).tolist() if tensors else [])
+        out = [(step, {k: next(values) if isinstance(v, torch.Tensor) else v for k, v in logs.items()}) for step, logs in self.steps]
+        self.steps = []
+        return out
 
 
 def seed_everything(seed: int) -> None:
@@ -175,6 +210,7 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
         # writing it and writing losses.csv loses nothing.
         rows = list(state["log"])
     method.begin(Split(x, y, data.class_counts, data.aux), fresh=state is None)
+    compiled = compile_steps(method) if runtime.get("compile") else None
     began = time.perf_counter()
 
     def checkpoint(step: int) -> None:
@@ -186,21 +222,33 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
         atomic_write(ckpt_path, buffer.getvalue())
         _write_log(log_path, rows)
 
+    unread = UnreadLogs()
+
+    def read_logs() -> None:
+        """Read the unread steps' losses: rows for the logged steps; a non-finite loss ends the run there."""
+        for step, logs in unread.read():
+            if not all(math.isfinite(v) for v in logs.values()):
+                _write_log(log_path, rows + [{"step": step, **logs}])
+                raise Diverged(step, logs)
+            if step % log_every == 0 or step == steps:
+                rows.append({"step": step, **logs})
+
     for step in range(start + 1, steps + 1):
         if STOP.is_set():
+            read_logs()
             checkpoint(step - 1)
             raise Interrupted(step - 1)
-        # Steps return detached 0-d tensors (no host sync inside a step) or floats.
-        logs = {k: float(v) for k, v in method.train_step(next_batch).items()}
-        if not all(math.isfinite(v) for v in logs.values()):
-            _write_log(log_path, rows + [{"step": step, **logs}])
-            raise Diverged(step, logs)
-        if step % log_every == 0 or step == steps:
-            rows.append({"step": step, **logs})
+        try:
+            unread.add(step, method.train_step(next_batch))
+        except Exception:
+            read_logs()  # a loss that went non-finite at an earlier step explains this error: diverged
+            raise
+        if step % log_every == 0 or step % ckpt_every == 0 or step == steps or len(unread) >= MAX_UNREAD_STEPS:
+            read_logs()
         if step % ckpt_every == 0 or step == steps:
             checkpoint(step)
     return TrainOutcome(steps=steps, resumed_from_step=start, earlier_s=earlier_s, resumed_from=resumed_from,
-                        set_aside=moved)  # fmt: skip
+                        set_aside=moved, compile=compiled)  # fmt: skip
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

@@ -54,6 +54,9 @@ class AdaptiveMix(AddOn):
     hp = {"adaptivemix_weight": 1.0, "adaptivemix_distance": "cosine", "adaptivemix_noise": 0.05, "adaptivemix_alpha": 1.0}
     hp_choices = {"adaptivemix_distance": ("cosine", "l2", "l1")}
     hp_min = {"adaptivemix_alpha": 1e-6}
+    # Not capturable: lam is read to the host (`.item()`) and the pairing is a
+    # CPU randperm on every D pass, the draws that keep resumed runs exact.
+    compilable = False
 
     def d_forward(self, x):
         out, shrink = adaptive_mix(self.D.features, self.D.head, x, self.hp["adaptivemix_alpha"],
