@@ -23,8 +23,13 @@ How (by device):
 
 Outputs of a CUDA-graph replay live in the graph's memory pool and are
 overwritten by a later replay, so the logs are copied out (one stack) as
-soon as a compiled objective returns; the loss is used by backward right
-away.
+soon as a compiled objective returns, the loss is used by backward right
+away, each call marks a new CUDA-graph step, and the base steps drop D's
+and G's gradients after their optimizer step (G's backward flows through D:
+it must not add to gradients a replayed D graph wrote). The first H100 run
+of `tests/perf/bench_steps.py` failed without the last two ("accessing
+tensor output of CUDAGraphs that has been overwritten by a subsequent
+run", in G's backward); the fix is not yet run on a GPU.
 
 A row whose class or any add-on sets `compilable = False` runs eagerly;
 `compile_steps` says which path a run took (train.json `train.compile`).
@@ -98,6 +103,10 @@ def _compiled(objective: Callable, backend: str, options: dict | None, cudagraph
     compiled = torch.compile(_own_code(stacked, objective.__name__), backend=backend, options=options)
 
     def run(real: torch.Tensor, labels: torch.Tensor):
+        if cudagraphs:
+            # Each call is a step of its own for CUDA-graph trees: nothing a previous replay returned is
+            # read after this point (its loss went through backward, its logs were cloned out).
+            torch.compiler.cudagraph_mark_step_begin()
         values = compiled(real, labels)
         logs = values[1:].detach()
         return values[0], dict(zip(names["logs"], (logs.clone() if cudagraphs else logs).unbind()))

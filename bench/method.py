@@ -327,6 +327,11 @@ class Method:
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
         self.opt_d.step()
+        # Drop D's gradients once used: G's backward flows through D and would add to them. Under CUDA
+        # graphs (`compile: true` on a GPU) they are outputs of D's replayed backward graph, overwritten
+        # by the next replay ("accessing tensor output of CUDAGraphs that has been overwritten", seen on
+        # an H100); eagerly the addition is wasted work.
+        self.opt_d.zero_grad(set_to_none=True)
         self.d_updates += 1
         self.after_d_step()
         return logs
@@ -336,6 +341,7 @@ class Method:
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
+        self.opt_g.zero_grad(set_to_none=True)  # as D's in d_step: no step reads them again
         return logs
 
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, torch.Tensor | float]:
