@@ -1,8 +1,7 @@
 """The one Fréchet distance (bench.metrics.frechet): clean-fid's number on any
-SciPy, including one whose `sqrtm` has no `disp` argument (SciPy >= 1.18),
-the diagonal offset for a singular product, and the record of that offset."""
+SciPy (it calls no `sqrtm`, whose `disp` argument SciPy 1.18 removed), the
+diagonal offset for singular covariances, and the record of that offset."""
 
-import inspect
 import math
 
 import numpy as np
@@ -22,11 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 REAL_SQRTM = scipy.linalg.sqrtm
 
 
-def sqrtm_without_disp(A):
-    """SciPy 1.18's signature: no `disp`, no `blocksize`, one return value."""
-    return REAL_SQRTM(A)
-
-
 def sqrtm_failing_when_singular(A):
     """Like SciPy < 1.16 on a singular product: a non-finite root, the case clean-fid offsets."""
     if np.linalg.matrix_rank(A) < len(A):
@@ -39,25 +33,44 @@ def features(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
     return (rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) / math.sqrt(d) + shift).astype(np.float32)
 
 
+def sqrtm_must_not_be_called(*args, **kwargs):
+    raise AssertionError("bench.metrics.frechet called scipy.linalg.sqrtm")
+
+
 @pytest.mark.parametrize("n", [200, 12])  # full-rank covariances, and fewer samples than dimensions
-def test_equals_cleanfid_with_old_and_new_sqrtm(monkeypatch, n):
+def test_equals_cleanfid_without_sqrtm(monkeypatch, n):
     a, b = features(n, 64, 1), features(n, 64, 2, shift=0.3)
     theirs = cleanfid_fid(a, b)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_must_not_be_called)  # so no SciPy signature can break it
     ours = frechet_of_features(a, b)
     assert ours.offset is None
-    assert ours.distance == pytest.approx(theirs, rel=1e-6)
-    assert "disp" not in inspect.signature(sqrtm_without_disp).parameters
-    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_without_disp)
-    assert frechet_of_features(a, b).distance == ours.distance
+    assert ours.distance == pytest.approx(theirs, rel=1e-6)  # the issue's bound; measured 9e-9 at n = 200
 
 
-def test_singular_product_gets_cleanfids_offset_and_value(monkeypatch):
+REAL_EIGVALSH = torch.linalg.eigvalsh
+
+
+def eigvalsh_failing_when_singular(A):
+    """Eigenvalues that do not converge for a singular product: the case that gets the offset."""
+    if torch.linalg.matrix_rank(A) < len(A):
+        raise torch.linalg.LinAlgError("did not converge (emulated)")
+    return REAL_EIGVALSH(A)
+
+
+def test_a_failing_decomposition_gets_cleanfids_offset_and_value(monkeypatch):
     a, b = features(12, 64, 3), features(12, 64, 4, shift=0.1)
-    theirs = cleanfid_fid(a, b, root=sqrtm_failing_when_singular)
-    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_failing_when_singular)
+    theirs = cleanfid_fid(a, b, root=sqrtm_failing_when_singular)  # clean-fid offsets where its root fails
+    monkeypatch.setattr(torch.linalg, "eigvalsh", eigvalsh_failing_when_singular)
     ours = frechet_of_features(a, b)
     assert ours.offset == EPS
     assert math.isfinite(ours.distance) and ours.distance == pytest.approx(theirs, rel=1e-6)
+
+
+def test_covariances_fitted_on_the_device_equal_numpys():
+    a = features(300, 32, 5)
+    mu, sigma = gaussian(a)
+    assert np.allclose(mu, a.astype(np.float64).mean(0), rtol=0, atol=1e-12)
+    assert np.allclose(sigma, np.cov(a.astype(np.float64), rowvar=False), rtol=1e-12, atol=1e-14)
 
 
 def test_identical_gaussians_are_at_zero_and_shapes_must_match():
@@ -103,10 +116,14 @@ def test_the_offset_is_recorded_under_the_metric_only_when_needed(monkeypatch):
     CircleW2().compute(ctx)
     assert "frechet" not in ctx.info
     collapsed = d.mean(labels)  # three identical fakes per centre: a zero covariance, a singular product
-    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_failing_when_singular)
+    ctx = _ring_ctx(collapsed, labels)
+    w2 = CircleW2().compute(ctx)
+    assert "frechet" not in ctx.info  # singular, yet exact: W2² to a point mass at mu is 2 s² (trace of N(mu, s² I))
+    assert w2 == pytest.approx(math.sqrt(2 * d.sigma**2), rel=1e-9)
+    monkeypatch.setattr(torch.linalg, "eigvalsh", eigvalsh_failing_when_singular)
     ctx = _ring_ctx(collapsed, labels)
     w2 = CircleW2().compute(ctx)
     assert ctx.info["frechet"] == {"circle_w2": {"offset": EPS}}
-    # W2² between N(mu, s² I) and a point mass at mu, both offset: 2 s² - 2 * 2 sqrt((s² + eps) eps)
+    # both offset: 2 s² - 2 * 2 sqrt((s² + eps) eps)
     s2 = d.sigma**2
     assert w2 == pytest.approx(math.sqrt(2 * s2 - 4 * math.sqrt((s2 + EPS) * EPS)), rel=1e-9)

@@ -242,9 +242,10 @@ def test_quantise_matches_the_saved_png_levels():
 def test_network_equals_the_torchscript_it_is_read_from():
     """Our nn.Module with weights read from the archive computes the TorchScript's features."""
     with warnings.catch_warnings():
-        # torch.jit.load is deprecated (FutureWarning, PyTorch >= 2.11); only this test still calls it,
-        # as the reference our module replaces.
+        # torch.jit.load is deprecated (a FutureWarning in PyTorch 2.14, a DeprecationWarning in 2.11); only this
+        # test still calls it, as the reference our module replaces.
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.load(str(weights_path()), map_location="cpu").eval()
     x = clean_resize(quantise(_images(13, n=2)))
     with torch.inference_mode():
@@ -289,6 +290,7 @@ def test_archive_reader_reads_a_torchscript_written_by_this_torch(tmp_path):
         v.copy_(torch.randn(v.shape, generator=torch.Generator().manual_seed(i)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's writer is deprecated too; the test needs a file
+        warnings.simplefilter("ignore", DeprecationWarning)  # (PyTorch 2.11's category)
         torch.jit.save(torch.jit.trace(top, torch.zeros(1, 3, 9, 9)), str(tmp_path / "top.pt"))
     read = load_layers_state_dict(tmp_path / "top.pt")
     expected = top.layers.state_dict()

@@ -54,7 +54,7 @@ def classifier_space(ctx: EvalContext) -> dict:
         fake_feats, fake_logits = net.features_and_logits(ctx.fake.float())
         real_feats, _ = net.features_and_logits(ctx.reference.x)
         real = real_feats.double().numpy()
-        real_mu, real_sigma = gaussian(real)
+        real_mu, real_sigma = gaussian(real, ctx.device)
         ctx.memo["classifier"] = {
             "fake": fake_feats.double().numpy(), "real": real, "real_labels": ctx.reference.y.numpy(),
             "real_mu": real_mu, "real_sigma": real_sigma, "pred": fake_logits.argmax(1),
@@ -68,6 +68,6 @@ SPACES = {"inception": inception_space, "classifier": classifier_space}
 
 def fid_to_reference(ctx: EvalContext, metric: str, space: dict) -> float:
     """Fréchet distance from the generated features' Gaussian to the reference statistics."""
-    result = frechet_distance(*gaussian(space["fake"]), space["real_mu"], space["real_sigma"])
+    result = frechet_distance(*gaussian(space["fake"], ctx.device), space["real_mu"], space["real_sigma"], device=ctx.device)
     record_offset(ctx.info, metric, result.offset)
     return result.distance

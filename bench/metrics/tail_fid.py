@@ -38,7 +38,7 @@ MIN_PER_CLASS = 10
 
 
 def per_class_fid(fake: np.ndarray, fake_classes: np.ndarray, real: np.ndarray, real_labels: np.ndarray,
-                  num_classes: int) -> dict:  # fmt: skip
+                  num_classes: int, device=None) -> dict:  # fmt: skip
     """{"fid": per class (NaN below MIN_PER_CLASS samples on either side), "fake_counts",
     "offset": the Fréchet diagonal offset if any class needed it, else None}."""
     fids, counts, offset = [], [], None
@@ -48,7 +48,7 @@ def per_class_fid(fake: np.ndarray, fake_classes: np.ndarray, real: np.ndarray, 
         if min(len(f), len(r)) < MIN_PER_CLASS:
             fids.append(float("nan"))
             continue
-        result = frechet_of_features(f, r)
+        result = frechet_of_features(f, r, device)
         fids.append(result.distance)
         offset = result.offset if result.offset is not None else offset
     return {"fid": fids, "fake_counts": counts, "offset": offset}
@@ -64,7 +64,7 @@ def class_fids(ctx: EvalContext, space: str, grouping: str) -> dict:
             groups = classifier_space(ctx)["pred"].numpy()
         else:
             groups = ctx.fake_labels.long().numpy()
-        result = per_class_fid(feats["fake"], groups, feats["real"], feats["real_labels"], ctx.dataset.num_classes)
+        result = per_class_fid(feats["fake"], groups, feats["real"], feats["real_labels"], ctx.dataset.num_classes, ctx.device)
         ctx.memo[key] = result
         entry = {"fid": result["fid"], "fake_counts": result["fake_counts"], "min_count": MIN_PER_CLASS}
         ctx.info.setdefault("per_class_fid", {})[f"{space}/{grouping}"] = entry
