@@ -119,7 +119,7 @@ def test_the_offset_is_recorded_under_the_metric_only_when_needed(monkeypatch):
     ctx = _ring_ctx(collapsed, labels)
     w2 = CircleW2().compute(ctx)
     assert "frechet" not in ctx.info  # singular, yet exact: W2² to a point mass at mu is 2 s² (trace of N(mu, s² I))
-    assert w2 == pytest.approx(math.sqrt(2 * d.sigma**2), rel=1e-9)
+    assert w2 == pytest.approx(2 * d.sigma**2, rel=1e-9)  # circle_w2 is W2², as the CcGAN authors report it
     monkeypatch.setattr(torch.linalg, "eigvalsh", eigvalsh_failing_when_singular)
     ctx = _ring_ctx(collapsed, labels)
     w2 = CircleW2().compute(ctx)
