@@ -70,6 +70,9 @@ class CGAN(Method):
     hp_max = {"cgan_classes": 100_000}
     paper_arch = {"images": "ccgan-sngan"}
     conditional = True
+    # Its own train_step and d_step (G's update first, the fake reused by D) do not go through
+    # d_objective/g_objective, which is what `compile: true` captures: it runs eagerly and says so.
+    compilable = False
 
     def __init__(self, config, data_info, device, dataset=None):
         self.continuous = data_info["label_type"] == "continuous"

@@ -102,6 +102,9 @@ class ContraD(Method):
     paper = "Jeong & Shin 2021, Training GANs with Stronger Augmentations via Contrastive Discriminator (ContraD)"
     optimizer = {"name": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "d_steps": 1}
     hp = {"augment": "simclr", "temperature": 0.1, "fake_weight": 1.0, "warmup": 3000, "hidden": 512, "proj_dim": 128}
+    # Its own d_step/g_step/train_step (three-view batches, warm-up learning rates) do not go through
+    # d_objective/g_objective, which is what `compile: true` captures: it runs eagerly and says so.
+    compilable = False
     hp_min = {"temperature": 1e-3, "hidden": 1, "proj_dim": 1}
     hp_max = {"temperature": 100, "hidden": 8192, "proj_dim": 4096}
     spectral_norm = True
