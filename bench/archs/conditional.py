@@ -103,21 +103,11 @@ class ConditionalMLP(Arch):
 
 
 @ARCHS.register("cond-dcgan-small")
-class ConditionalDCGANSmall(Arch):
+class ConditionalDCGANSmall(DCGANSmall):
+    """dcgan-small's stages, defaults and resolution rule, with a conditional G and a projection D."""
+
     conditional = True
     paper = "harness (dcgan-small with conditional BN in G and a projection D)"
-    defaults = DCGANSmall.defaults
-
-    @classmethod
-    def problem(cls, info):
-        problem = super().problem(info)
-        if problem is None and small_stages(info["resolution"]) is None:
-            return f"architecture {cls.name!r} needs a resolution s0 * 2**k with s0 in 3..7 and k >= 1, got {info['resolution']}"
-        return problem
-
-    @classmethod
-    def sizes(cls, info):
-        return DCGANSmall.sizes(info)
 
     @classmethod
     def build(cls, arch, info, d_norm, cond_dim):

@@ -55,7 +55,7 @@ class DCGANSmall(Arch):
     def problem(cls, info):
         problem = super().problem(info)
         if problem is None and small_stages(info["resolution"]) is None:
-            return f"architecture 'dcgan-small' needs a resolution s0 * 2**k with s0 in 3..7 and k >= 1, got {info['resolution']}"
+            return f"architecture {cls.name!r} needs a resolution s0 * 2**k with s0 in 3..7 and k >= 1, got {info['resolution']}"
         return problem
 
     @classmethod
