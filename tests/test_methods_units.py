@@ -68,6 +68,17 @@ def test_sngan_hinge_loss_and_spectral_norm_on_every_d_layer():
     assert not any(nn.utils.parametrize.is_parametrized(m) for m in method.G.modules())
 
 
+
+def test_sngan_nonsat_loss_is_contrads_baseline_objective():
+    method, _ = make_method("sngan", "digits", hp={"sngan_loss": "nonsat"})
+    real_out, fake_out = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    # D: mean softplus(-real) + mean softplus(fake); G: mean softplus(-fake)
+    d = (softplus(-2.0) + softplus(-0.5)) / 2 + (softplus(-2.0) + softplus(0.0)) / 2
+    assert method.d_loss(real_out, fake_out).item() == pytest.approx(d)
+    assert method.g_loss(fake_out).item() == pytest.approx((softplus(2.0) + softplus(0.0)) / 2)
+    assert any(nn.utils.parametrize.is_parametrized(m, "weight") for m in method.D.modules())
+
 class LinearD(nn.Module):
     """D(x) = w . x with a known gradient norm ||w||."""
 
