@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from bench import record_index
 from bench.errors import UserError
 
 TRAIN_DIR = "train"
@@ -139,6 +140,7 @@ class Store:
         self.runs_dir = self.root / "runs" / sweep
         self.report_dir = self.root / sweep
         self._superseded: dict[str, tuple[int, int]] = {}  # cell id -> (inode, mtime) of a result being redone
+        self._indexed: dict[str, list] = {}  # cell id -> [stat key, summary] (bench.record_index), once read
 
     # -- where --------------------------------------------------------------
     def cell_dir(self, cell_id: str) -> Path:
@@ -175,11 +177,18 @@ class Store:
         pending until a new one replaces it.
         """
         path = self.cell_dir(cell_id) / "result.json"
-        try:
-            result = self.result(cell_id)
-        except Damaged:
-            result = None
-        if result is not None and _file_key(path) != self._superseded.get(cell_id):
+        key = record_index.stat_key(str(path))
+        result = None
+        if key is not None:
+            known = self._indexed.get(cell_id)
+            if known is not None and known[0] == key:
+                result = known[1]  # the same file as when the index read it
+            else:
+                try:
+                    result = read_json(path, "status")
+                except Damaged:
+                    result = None
+        if result is not None and (key[0], key[1]) != self._superseded.get(cell_id):
             return result["status"]
         if self.is_running(cell_id):
             return "running"
@@ -269,16 +278,44 @@ class Store:
 
     # -- everything ---------------------------------------------------------
     def records(self) -> list[dict]:
-        """Every readable result record of this sweep (a damaged one is the cell's `corrupt` status)."""
+        """Every readable result record of this sweep, as `record_index.summary`
+        keeps it (without the fields only the cell's own file needs; a damaged
+        record is the cell's `corrupt` status), in cell id order.
+
+        Read through the index (bench.record_index): only the results written
+        since the last read are parsed. It also lets `status` answer without
+        reading the records it has seen.
+        """
         if not self.runs_dir.is_dir():
             return []
-        out = []
-        for path in sorted(self.runs_dir.glob("*/result.json")):
-            try:
-                out.append(read_json(path, "status"))
-            except Damaged:
+        with record_index.paused_gc():
+            return self._read_records()
+
+    def _read_records(self) -> list[dict]:
+        kept = record_index.load(self.runs_dir)
+        fresh: dict[str, list] = {}
+        base = str(self.runs_dir)
+        with os.scandir(base) as entries:
+            names = sorted(e.name for e in entries if e.name != TRAIN_DIR and e.is_dir())
+        for name in names:
+            path = f"{base}/{name}/result.json"
+            key = record_index.stat_key(path)  # before reading: a file replaced meanwhile fails the key next time
+            if key is None:
                 continue
-        return out
+            entry = kept.get(name)
+            if entry is None or entry[0] != key:
+                try:
+                    record = read_json(Path(path), "status")
+                except Damaged:
+                    continue
+                if record is None:
+                    continue
+                entry = [key, record_index.summary(record)]
+            fresh[name] = entry
+        if fresh.keys() != kept.keys() or any(fresh[k] is not kept[k] for k in fresh):
+            record_index.save(self.runs_dir, fresh)
+        self._indexed = fresh
+        return [entry[1] for entry in fresh.values()]
 
     def check_writable(self) -> None:
         """Make the sweep's folder and write a file there, before any cell runs:

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from bench.cache import cache_dir
+from bench.record_index import paused_gc
 from bench.registry import BUILTIN_PLUGIN_DIRS, FACTS, PLUGIN_PATH_ENV, REPO_ROOT, plugin_dirs_from_env
 from bench.spec import MAX_CELLS_ENV, Sweep
 from bench.store import atomic_write
@@ -96,7 +97,8 @@ def _write(entry_file: Path, content: str, sweep: Sweep) -> None:
 
 def _read(entry_file: Path, content: str) -> Sweep | None:
     try:
-        entry = json.loads(entry_file.read_bytes())
+        with paused_gc():  # thousands of cell configs: see paused_gc
+            entry = json.loads(entry_file.read_bytes())
         if entry["content"] != content or entry["stamp"] != _stamp(entry["sweep"]["plugin_dirs"]):
             return None
         fields = entry["sweep"]

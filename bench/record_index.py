@@ -1,0 +1,127 @@
+"""A kept digest of a sweep's result records, so `status` and `report` over
+thousands of cells do not parse thousands of JSON files each time.
+
+`runs/<sweep>/records-index.json` maps each cell id to the stat key of its
+result.json (inode, mtime in ns, size) and a summary of the record: the
+record without what only the cell's own file needs (see `summary`). It is
+a cache, never the truth: every read stats each result.json and re-reads
+the ones whose key changed, and a file that cannot be read is never
+indexed (the store reports it as corrupt). Writers of result.json never
+touch the index; whoever reads refreshes it. Two readers that refresh at
+once each replace the whole file atomically, and a stale entry is caught
+by its key the next time. A results folder that cannot be written keeps
+working, without the speed.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+INDEX_NAME = "records-index.json"
+VERSION = 2
+
+# What `status` and `report` read of a record: its top-level fields but
+# these, and of the nested ones only the keys listed. The cell's config is
+# the sweep's own (the cell id is its hash); the training run's environment
+# repeats the record's; a single evaluation in `eval_repeats` repeats
+# `metrics`; per-metric seconds, files set aside and the evaluator's details
+# other than the per-class figures are for a person reading one record.
+# A reader that needs another field adds it here (tests/test_record_index.py
+# checks that the report's tables are the same from summaries as from records).
+_DROP = ("config", "set_aside", "sweep")
+_KEEP_NESTED = {
+    "train": ("steps",),
+    "timings": ("train_s", "sample_s", "eval_s", "train_reused"),
+    "data": ("class_counts", "counts_of"),
+    "method_info": ("g_updates", "d_updates"),
+    "evaluator": ("per_class",),
+}
+
+
+def summary(record: dict) -> dict:
+    """The record as `status` and `report` read it (see _DROP, _KEEP_NESTED)."""
+    out = {k: v for k, v in record.items() if k not in _DROP}
+    for key, keep in _KEEP_NESTED.items():
+        if isinstance(out.get(key), dict):
+            out[key] = {k: out[key][k] for k in keep if k in out[key]}
+    repeats = out.pop("eval_repeats", None)
+    if isinstance(repeats, list) and len(repeats) > 1:  # one evaluation is the record's metrics again
+        out["eval_repeats"] = [{"eval_seed": r.get("eval_seed"), "metrics": r.get("metrics")}
+                               for r in repeats if isinstance(r, dict)]  # fmt: skip
+    return out
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Read many records without the cyclic garbage collector, then set what was read aside from it.
+
+    Parsed records are plain dicts and lists without cycles, but each of the
+    collector's full passes walks all of them again: over 10,000 records that
+    was 0.3 s of a 1.8 s `report`. After the block the objects are frozen
+    (gc.freeze), so later passes (matplotlib's figures do make cycles) skip them.
+    A long-lived caller gives them back with `gc.unfreeze()` when it is done
+    (`write_report` does), so that nothing frozen outlives its use.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+def stat_key(path: str) -> list[int] | None:
+    """[inode, mtime in ns, size] of a file, None if absent: an atomic rewrite changes it."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+def load(runs_dir: Path) -> dict[str, list]:
+    """cell id -> [stat key, summary] as last kept; {} when there is no usable index."""
+    try:
+        data = json.loads((runs_dir / INDEX_NAME).read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("cells"), dict):
+        return {}
+    environments = data.get("environments") or []
+    try:
+        for _, record in data["cells"].values():
+            if "environment" in record:
+                record["environment"] = environments[record["environment"]]
+    except (TypeError, ValueError, IndexError):
+        return {}
+    return data["cells"]
+
+
+def save(runs_dir: Path, cells: dict[str, list]) -> None:
+    """Keep the index; a folder that cannot be written only costs the speed next time.
+
+    The cells of a sweep share a few environments (one per machine and
+    commit), so each is written once and the records refer to it by number.
+    """
+    from bench.store import atomic_write
+
+    environments: dict[str, int] = {}
+    kept = {}
+    for cell_id, (key, record) in cells.items():
+        if "environment" in record:
+            text = json.dumps(record["environment"], sort_keys=True)
+            record = {**record, "environment": environments.setdefault(text, len(environments))}
+        kept[cell_id] = [key, record]
+    text = json.dumps({"version": VERSION, "environments": [json.loads(e) for e in environments], "cells": kept},
+                      separators=(",", ":"))  # fmt: skip
+    try:
+        atomic_write(runs_dir / INDEX_NAME, text)
+    except OSError:
+        pass
