@@ -8,6 +8,7 @@ device, step-count and eval_repeats fields existed.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from collections import Counter
@@ -22,6 +23,7 @@ from bench.report.html import data_uri, render
 from bench.report.latex import to_latex
 from bench.report.references import applicable, compare_references, unmatched_text
 from bench.report.tables import eval_spread_rows, fmt, markdown_table, method_lines, metric_tables, ordered, to_markdown
+from bench.record_index import stat_key
 from bench.spec import Sweep
 from bench.store import BLOCKED, Store, atomic_write
 
@@ -47,6 +49,13 @@ def cell_file(store: Store, record: dict, name: str) -> Path | None:
 
 def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     """Write the report of every result that exists; returns paths and counts."""
+    try:
+        return _write_report(sweep, store, latex)
+    finally:
+        gc.unfreeze()  # what reading the records froze (bench.record_index.paused_gc)
+
+
+def _write_report(sweep: Sweep, store: Store, latex: str) -> dict:
     configs = {c["id"]: c["config"] for c in sweep.cells}
     all_records = store.records()
     records = [r for r in all_records if r.get("id") in configs]
@@ -71,6 +80,7 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
                   and store.state(c)[0] == BLOCKED)  # fmt: skip
     out = store.report_dir
     out.mkdir(parents=True, exist_ok=True)
+    figures = plots.FigureCache(out / ".figures")
 
     intro = [sweep.description.strip()] if sweep.description else []
     counts = f"{len(configs)} cells: " + ", ".join(f"{status[s]} {s}" for s in STATUSES if status[s] or s in ("done", "diverged", "failed"))
@@ -82,7 +92,7 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     if sweep.budget:
         intro.append(f"Budget profile: {sweep.budget}.")
 
-    plot_files = _dataset_plots(summary, sweep, tables, dataset_order, method_order, matched, out)
+    plot_files = _dataset_plots(figures, summary, sweep, dataset_order, method_order, matched, out)
     markdown = [f"# Leaderboard: {sweep.name}", "", *(line + "\n" for line in intro), counts + "\n", *(line + "\n" for line in how)]
     markdown.append(to_markdown(tables) if tables else "No finished cells yet.\n")
     markdown += _markdown_extras(costs, matched, reference_notes, eval_spread_rows(tables))
@@ -90,22 +100,35 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     markdown += [f"![{p.stem}]({p.name})" for p in plot_files]
     atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
 
-    page = _page(sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how,
-                 status, missing, blocked, method_order, dataset_order)  # fmt: skip
+    page = _page(figures, sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro,
+                 how, status, missing, blocked, method_order, dataset_order)  # fmt: skip
     atomic_write(out / "leaderboard.html", render(page))
     atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
     atomic_write(out / "leaderboard.tex", to_latex(tables, combined=latex == "combined"))
     atomic_write(out / "cells.csv", cells.to_csv(index=False))
+    figures.prune()
     return {"dir": out, "leaderboard": out / "leaderboard.md", "page": out / "leaderboard.html", "plots": plot_files,
             "status": dict(status), "missing": missing, "blocked": blocked, "total": len(configs)}  # fmt: skip
 
 
-def _dataset_plots(summary, sweep, tables, dataset_order, method_order, matched, out: Path) -> list[Path]:
+def _metric_png(figures: plots.FigureCache, summary, dataset: str, metric: str, method_order, matched) -> bytes | None:
+    data = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)]
+    if data.empty:
+        return None
+    refs = [r for r in matched if r["dataset"] == dataset and r["metric"] == metric]
+    return figures.png("metric", [dataset, metric, data, method_order, refs],
+                       lambda: plots.metric_plot(data, dataset, metric, method_order, refs))  # fmt: skip
+
+
+def _dataset_plots(figures, summary, sweep, dataset_order, method_order, matched, out: Path) -> list[Path]:
     """One <dataset>.png for the Markdown: the dataset's first metric against ρ, with intervals."""
     written = []
+    headlines = {}
+    for cell in sweep.cells:
+        headlines.setdefault(cell["config"]["dataset"], cell["config"]["metrics"][0])
     for dataset in dataset_order:
-        headline = next((c["config"]["metrics"][0] for c in sweep.cells if c["config"]["dataset"] == dataset), None)
-        png = plots.metric_plot(summary, dataset, headline, method_order, matched) if headline else None
+        headline = headlines.get(dataset)
+        png = _metric_png(figures, summary, dataset, headline, method_order, matched) if headline else None
         if png:
             atomic_write(out / f"{dataset}.png", png)
             written.append(out / f"{dataset}.png")
@@ -137,13 +160,10 @@ def _markdown_extras(costs, matched, reference_notes, spread) -> list[str]:
     return parts
 
 
-def _record_link(store: Store, cell_id: str) -> str:
-    return Path(os.path.relpath(store.cell_dir(cell_id) / "result.json", store.report_dir)).as_posix()
-
-
-def _page(sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how, status,
+def _page(figures, sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how, status,
           missing, blocked, method_order, dataset_order) -> dict:  # fmt: skip
     by_id = {r["id"]: r for r in records}
+    runs = Path(os.path.relpath(store.runs_dir, store.report_dir)).as_posix()  # cell links: <runs>/<id>/result.json
     done = cells[cells["status"] == "done"].sort_values(["seed"])
     datasets = []
     for dataset in ordered(cells["dataset"].unique(), dataset_order):
@@ -152,7 +172,7 @@ def _page(sweep, store, records, cells, summary, tables, costs, total, matched, 
         d_tables = [t for t in tables if any(c[0] == dataset for c in t["columns"])]
         metrics = [t["metric"] for t in d_tables]
         plot_uris = [(m, data_uri(png)) for m in metrics
-                     if (png := plots.metric_plot(summary, dataset, m, method_order, matched))]  # fmt: skip
+                     if (png := _metric_png(figures, summary, dataset, m, method_order, matched))]  # fmt: skip
         samples, logs = [], {}
         for method in ordered(d_cells["method"].unique(), method_order):
             m_cells = d_cells[d_cells["method"] == method]
@@ -161,20 +181,20 @@ def _page(sweep, store, records, cells, summary, tables, costs, total, matched, 
                 picture = cell_file(store, first, "samples.png")
                 samples.append({"method": method, "imbalance": rho, "seed": int(group.iloc[0]["seed"]),
                                 "uri": data_uri(picture.read_bytes()) if picture else None,
-                                "link": _record_link(store, first["id"])})  # fmt: skip
+                                "link": f"{runs}/{first['id']}/result.json"})  # fmt: skip
             # Loss curves of the row at its largest ρ (the hardest setting), every seed.
             hardest = m_cells[m_cells["imbalance"] == m_cells["imbalance"].max()]
-            logs[method] = [log for cid in hardest["id"] if (log := _loss_log(store, by_id[cid])) is not None]
-        loss_png = plots.loss_plot(logs, ordered(logs, method_order))
+            logs[method] = [str(path) for cid in hardest["id"] if (path := cell_file(store, by_id[cid], "losses.csv"))]
+        loss_png = _loss_png(figures, logs, ordered(logs, method_order))
         datasets.append({"name": dataset, "columns": columns, "tables": d_tables, "plots": plot_uris,
                          "cost": [r for r in costs if r["dataset"] == dataset],
                          "budget_notes": [n for n in cost.budget_notes([r for r in costs if r["dataset"] == dataset])],
                          "samples": samples, "pixelated": DATASETS.fact(dataset, "kind") == "images", "loss_plot": data_uri(loss_png) if loss_png else None,
-                         "class_plots": _class_plots(d_cells, by_id, method_order, dataset)})  # fmt: skip
-    cell_rows = [{"id": r["id"], "method": r["method"], "dataset": r["dataset"], "imbalance": r["imbalance"],
-                  "seed": r["seed"], "status": r["status"], "train_s": r["train_s"], "eval_s": r["eval_s"],
-                  "device": r["device_name"], "link": _record_link(store, r["id"]),
-                  "metrics": by_id[r["id"]].get("metrics") or {}} for r in cells.to_dict("records")]  # fmt: skip
+                         "class_plots": _class_plots(figures, d_cells, by_id, method_order, dataset)})  # fmt: skip
+    columns = ["id", "method", "dataset", "imbalance", "seed", "status", "train_s", "eval_s", "device_name"]
+    cell_rows = [{"id": i, "method": m, "dataset": d, "imbalance": rho, "seed": seed, "status": st, "train_s": tr,
+                  "eval_s": ev, "device": dev, "link": f"{runs}/{i}/result.json", "metrics": by_id[i].get("metrics") or {}}
+                 for i, m, d, rho, seed, st, tr, ev, dev in zip(*(cells[c].tolist() for c in columns))]  # fmt: skip
     chips = [("done" if s == "done" else "bad" if s in ("failed", "corrupt", "diverged") else "", f"{status[s]} {s}")
              for s in STATUSES if status[s]] + [("", f"{missing} missing")] * bool(missing)  # fmt: skip
     chips += [("bad", f"{blocked} blocked")] * bool(blocked)
@@ -192,10 +212,18 @@ def _index(order: list, value) -> int:
     return order.index(value) if value in order else len(order)
 
 
-def _loss_log(store: Store, record: dict) -> pd.DataFrame | None:
-    path = cell_file(store, record, "losses.csv")
-    if path is None:
-        return None
+def _loss_png(figures: plots.FigureCache, logs: dict[str, list[str]], method_order: list[str]) -> bytes | None:
+    """The loss curves of each row (logs: row -> its losses.csv files), drawn again only when a file changed."""
+    files = {m: [[path, stat_key(path)] for path in paths] for m, paths in logs.items()}
+
+    def draw():
+        frames = {m: [log for path in paths if (log := _loss_log(path)) is not None] for m, paths in logs.items()}
+        return plots.loss_plot(frames, method_order)
+
+    return figures.png("losses", [files, method_order], draw) if any(logs.values()) else None
+
+
+def _loss_log(path: str) -> pd.DataFrame | None:
     try:
         log = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
@@ -211,9 +239,8 @@ def _per_class(d_cells: pd.DataFrame, by_id: dict):
         counts = next(((r.get("data") or {}).get("class_counts") for r in recs
                        if (r.get("data") or {}).get("counts_of", "classes") == "classes"), None)  # fmt: skip
         generated, fid = {}, {}
-        for r in recs:
+        for r, method in zip(recs, group["method"]):
             per_class = (r.get("evaluator") or {}).get("per_class") or {}
-            method = r["config"]["method"] if r.get("config") else None
             if per_class.get("generated") and method:
                 generated.setdefault(method, []).append(per_class["generated"])
             if per_class.get("fid_classifier") and method:
@@ -222,14 +249,16 @@ def _per_class(d_cells: pd.DataFrame, by_id: dict):
             yield rho, counts, {m: _mean_lists(v) for m, v in generated.items()}, {m: _mean_lists(v) for m, v in fid.items()}
 
 
-def _class_plots(d_cells: pd.DataFrame, by_id: dict, method_order: list[str], dataset: str) -> list[tuple[str, str]]:
+def _class_plots(figures, d_cells: pd.DataFrame, by_id: dict, method_order: list[str], dataset: str) -> list[tuple[str, str]]:
     """Per ρ: training class counts beside each row's generated histogram (and per-class FID), for class data."""
     out = []
     for rho, counts, generated, fid in _per_class(d_cells, by_id):
         long_tailed = max(counts) > 1.5 * max(min(counts), 1)
         if not (long_tailed or generated):
             continue
-        png = plots.class_plot(counts, generated, fid, method_order, f"{dataset}, ρ = {rho:g}: class shares (mean over seeds)")
+        title = f"{dataset}, ρ = {rho:g}: class shares (mean over seeds)"
+        png = figures.png("classes", [counts, generated, fid, method_order, title],
+                          lambda: plots.class_plot(counts, generated, fid, method_order, title))  # fmt: skip
         if png:
             out.append((f"{dataset} ρ={rho:g} per class", data_uri(png)))
     return out

@@ -95,18 +95,32 @@ def seed_values(cells: pd.DataFrame, metric: str) -> dict:
 
 
 def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """Long form, one row per (method, dataset, ρ, metric): mean, std, n, 95% interval, evaluation spread."""
+    """Long form, one row per (method, dataset, ρ, metric): mean, std, n, 95% interval, evaluation spread.
+
+    Rows come metric by metric, each metric's groups in the order their first
+    finished value appears. Grouped by hand over plain arrays: pandas' groupby
+    per metric took a third of `report`'s time over 10,000 cells.
+    """
     out = []
+    done = cells[cells["status"] == "done"]
+    keys = list(zip(done["method"], done["dataset"], done["imbalance"]))
     for metric in metric_columns(cells):
-        done = cells[(cells["status"] == "done")].dropna(subset=[f"metric:{metric}"])
-        for (method, dataset, rho), group in done.groupby(KEYS, sort=False):
-            values = list(group[f"metric:{metric}"])
-            ci = t_interval(values)
-            sds = group.get(f"evalsd:{metric}", pd.Series(math.nan, index=group.index))
-            ks = group.get(f"evalk:{metric}", pd.Series(math.nan, index=group.index)).fillna(1)
-            out.append({"method": method, "dataset": dataset, "imbalance": rho, "metric": metric,
-                        "label": METRICS.fact(metric, "label"), "direction": METRICS.fact(metric, "direction"),
-                        "mean": ci.mean, "std": float(pd.Series(values).std(ddof=1)) if len(values) > 1 else math.nan,
+        values = done[f"metric:{metric}"].to_numpy(dtype=float, na_value=math.nan)
+        sds = done[f"evalsd:{metric}"].to_numpy(dtype=float, na_value=math.nan) if f"evalsd:{metric}" in done else None
+        ks = done[f"evalk:{metric}"].to_numpy(dtype=float, na_value=math.nan) if f"evalk:{metric}" in done else None
+        groups: dict[tuple, list[int]] = {}
+        for i, (key, value) in enumerate(zip(keys, values)):
+            if not math.isnan(value):
+                groups.setdefault(key, []).append(i)
+        label, direction = METRICS.fact(metric, "label"), METRICS.fact(metric, "direction")
+        for (method, dataset, rho), rows in groups.items():
+            group = values[rows].tolist()
+            ci = t_interval(group)
+            k = [1.0 if ks is None or math.isnan(ks[i]) else float(ks[i]) for i in rows]
+            sd = [math.nan if sds is None else float(sds[i]) for i in rows]
+            out.append({"method": method, "dataset": dataset, "imbalance": rho, "metric": metric, "label": label,
+                        "direction": direction, "mean": ci.mean,
+                        "std": float(pd.Series(group).std(ddof=1)) if len(group) > 1 else math.nan,
                         "n": ci.n, "ci_low": ci.low, "ci_high": ci.high,
-                        "eval_sd": pooled_sd(list(sds), list(ks)), "eval_k": int(ks.max()) if len(ks) else 1})  # fmt: skip
+                        "eval_sd": pooled_sd(sd, k), "eval_k": int(max(k))})  # fmt: skip
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

@@ -6,12 +6,22 @@
 - `loss_plot`: the loss log of each row (losses.csv), one panel per row;
 - `class_plot`: per-class training counts beside each row's generated class
   histogram, and per-class FID when the metrics recorded it.
+
+`FigureCache` keeps each figure under a hash of its inputs and of this file,
+so a report redraws only the figures whose numbers changed: drawing is most
+of a report's time (about 0.2 s a figure), and matplotlib is imported only
+when one is drawn.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
+import os
+from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -157,3 +167,66 @@ def class_plot(counts: list[int], generated: dict[str, list[float]], fid: dict[s
     else:
         ax.set_xlabel("class (0 = most frequent)")
     return _png(fig)
+
+
+def _inputs_json(obj) -> str:
+    if isinstance(obj, pd.DataFrame):
+        return obj.to_csv(index=False)
+    return str(obj)
+
+
+class FigureCache:
+    """PNG bytes by a hash of (this file, matplotlib's version, the figure's name and inputs), kept in
+    `folder`. `prune` removes the figures the current report did not ask for, so the folder holds one
+    report's figures."""
+
+    _code: str | None = None
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.used: set[str] = set()
+
+    @classmethod
+    def _code_key(cls) -> str:
+        if cls._code is None:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                mpl = version("matplotlib")
+            except PackageNotFoundError:
+                mpl = "?"
+            cls._code = hashlib.sha256(Path(__file__).read_bytes() + mpl.encode()).hexdigest()
+        return cls._code
+
+    def png(self, name: str, inputs, draw: Callable[[], bytes | None]) -> bytes | None:
+        """The figure `draw()` makes from `inputs` (anything JSON can write; DataFrames as CSV):
+        read back when these inputs were drawn before, else drawn and kept."""
+        text = json.dumps([self._code_key(), name, inputs], sort_keys=True, default=_inputs_json)
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
+        self.used.add(key)
+        path = self.folder / f"{key}.png"
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+        png = draw()
+        if png is not None:
+            from bench.store import atomic_write
+
+            try:
+                atomic_write(path, png)
+            except OSError:
+                pass  # a folder that cannot be written costs the redrawing next time, not the report
+        return png
+
+    def prune(self) -> None:
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".png") and name[:-4] not in self.used:
+                try:
+                    os.unlink(self.folder / name)
+                except OSError:
+                    pass
