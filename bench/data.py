@@ -272,7 +272,7 @@ class FileBacked:
         return f"{self.data_name()}-{self.resolution}px"
 
     def arrays(self) -> dict[str, np.ndarray]:
-        folder = locate(self.source, self.settings.get("root"))
+        folder = locate(self.source, self.settings.get("root"), dataset=self.name)
         return decoded(self.decode_key(), [folder / f for f in self.source.files], lambda: self.decode(folder))
 
     def prepare(self) -> None:

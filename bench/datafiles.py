@@ -54,13 +54,15 @@ class Source:
     download: Callable[[Path], Path] | None = None  # fetch into a folder; returns the folder holding `files`
     manual: str = ""  # where a person can get the files by hand
 
-    def ways(self) -> str:
+    def ways(self, dataset: str | None = None) -> str:
+        """How to get the files, for the sweep's dataset `dataset` (default: the one named like
+        the files; a variant such as cifar10-partial shares cifar10's)."""
         ways = []
         if self.apt_package:
             ways.append(f"`apt-get install {self.apt_package}`")
         how = f" ({self.manual})" if self.manual else ""
         ways.append(f"put {', '.join(self.files)}{how} in a folder and name it with ${DATA_ENV} "
-                    f"or the sweep's `overrides.dataset.{self.name}.options.root`")  # fmt: skip
+                    f"or the sweep's `overrides.dataset.{dataset or self.name}.options.root`")  # fmt: skip
         if self.download is not None:
             ways.append("run once where the network allows (torchvision downloads them into the cache)")
         return " or ".join(ways)
@@ -80,8 +82,9 @@ def _holds(folder: Path, files: tuple[str, ...]) -> bool:
     return all((folder / f).is_file() for f in files)
 
 
-def locate(source: Source, root: str | Path | None = None) -> Path:
-    """The first folder that holds every file of `source` (see the module docstring)."""
+def locate(source: Source, root: str | Path | None = None, dataset: str | None = None) -> Path:
+    """The first folder that holds every file of `source` (see the module docstring); `dataset`
+    is the sweep's name for the data set, for the error that says how to get the files."""
     tried = candidate_folders(source, root)
     for folder in tried:
         if _holds(folder, source.files):
@@ -100,8 +103,8 @@ def locate(source: Source, root: str | Path | None = None) -> Path:
             except Exception as exc:  # no network, a mirror down, a bad checksum
                 note = f"; download failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     raise UserError(
-        f"{source.name}: data files not found (needs {', '.join(source.files)}); "
-        f"tried {', '.join(map(str, tried))}{note}; to get them: {source.ways()}"
+        f"{dataset or source.name}: data files not found (needs {', '.join(source.files)}); "
+        f"tried {', '.join(map(str, tried))}{note}; to get them: {source.ways(dataset)}"
     )
 
 

@@ -232,6 +232,18 @@ def test_failed_download_is_named(tmp_path, monkeypatch):
         datafiles.locate(datafiles.MNIST)
 
 
+
+def test_a_variant_without_its_files_names_its_own_options_key(tmp_path, monkeypatch):
+    """cifar10-partial shares cifar10's files: the one line names the key of the dataset the sweep asked for."""
+    monkeypatch.setattr(datafiles, "SYSTEM_ROOT", tmp_path / "none")
+    monkeypatch.setenv("GANBENCH_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("GANBENCH_DOWNLOAD", "0")
+    with pytest.raises(UserError) as raised:
+        DATASETS.get("cifar10-partial")().prepare()
+    line = str(raised.value)
+    assert line.startswith("cifar10-partial: data files not found") and "\n" not in line
+    assert "overrides.dataset.cifar10-partial.options.root" in line and "cifar-10-batches-py" in line
+
 def test_points_mixtures_take_the_profile_options():
     ring = DATASETS.get("ring")
     step = np.array(ring(profile="step").train_set(100, 0).class_counts)
