@@ -66,6 +66,9 @@ class Method:
     hp_choices: ClassVar[dict[str, tuple]] = {}  # allowed values of string hyperparameters
     hp_min: ClassVar[dict[str, float]] = {}  # lower bounds of numeric ones (default 0)
     hp_max: ClassVar[dict[str, float]] = {}  # upper bounds of numeric ones (default HP_MAX)
+    # Hyperparameters added after the row had results: at their default they stay out of
+    # the resolved config, and so out of the cell id, so those results keep their ids.
+    hp_kept_out_of_id: ClassVar[tuple[str, ...]] = ()
     spectral_norm: ClassVar[bool] = False  # on every D layer
     # How to flip D's target for one sample (progressive augmentation):
     # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
@@ -93,7 +96,7 @@ class Method:
 
     def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
-        self.hp = config["hp"]
+        self.hp = {**type(self).hp, **config["hp"]}  # with the defaults kept out of the id (hp_kept_out_of_id)
         self.z_dim = config["arch"]["z_dim"]
         self.device = device
         self.data_info = data_info
@@ -471,6 +474,7 @@ def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Me
         "hp_choices": choices,
         "hp_min": minimum,
         "hp_max": maximum,
+        "hp_kept_out_of_id": tuple(dict.fromkeys([*base.hp_kept_out_of_id, *(k for a in addons for k in a.hp_kept_out_of_id)])),
         "__module__": base.__module__,
     }
     return type(name, (*reversed(addons), base), attrs)

@@ -16,6 +16,7 @@ working, without the speed.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Iterator
 
 INDEX_NAME = "records-index.json"
-VERSION = 2
 
 # What `status` and `report` read of a record: its top-level fields but
 # these, and of the nested ones only the keys listed. The cell's config is
@@ -43,6 +43,10 @@ _KEEP_NESTED = {
 }
 
 
+# The index's layout: a change to what summaries keep makes every kept index stale.
+VERSION = "3-" + hashlib.sha256(repr((_DROP, _KEEP_NESTED, "eval_repeats: 2 or more")).encode()).hexdigest()[:12]
+
+
 def summary(record: dict) -> dict:
     """The record as `status` and `report` read it (see _DROP, _KEEP_NESTED)."""
     out = {k: v for k, v in record.items() if k not in _DROP}
@@ -58,32 +62,35 @@ def summary(record: dict) -> dict:
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
-    """Read many records without the cyclic garbage collector, then set what was read aside from it.
+    """Read many records without the cyclic garbage collector.
 
     Parsed records are plain dicts and lists without cycles, but each of the
     collector's full passes walks all of them again: over 10,000 records that
-    was 0.3 s of a 1.8 s `report`. After the block the objects are frozen
-    (gc.freeze), so later passes (matplotlib's figures do make cycles) skip them.
-    A long-lived caller gives them back with `gc.unfreeze()` when it is done
-    (`write_report` does), so that nothing frozen outlives its use.
+    was 0.3 s of a 1.8 s `report`. (`ganbench` also freezes what is alive
+    before it exits: bench.cli.run.)
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if was_enabled:
             gc.enable()
 
 
 def stat_key(path: str) -> list[int] | None:
-    """[inode, mtime in ns, size] of a file, None if absent: an atomic rewrite changes it."""
+    """[inode, mtime in ns, ctime in ns, size] of a file, None if absent or out of reach (a folder
+    without permission, as a glob would skip it): an atomic rewrite (a rename) changes it."""
     try:
         st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return None
-    return [st.st_ino, st.st_mtime_ns, st.st_size]
+    return [st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size]
+
+
+def _usable(entry) -> bool:
+    return (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
+            and isinstance(entry[1], dict) and "status" in entry[1])  # fmt: skip
 
 
 def load(runs_dir: Path) -> dict[str, list]:
@@ -95,13 +102,18 @@ def load(runs_dir: Path) -> dict[str, list]:
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("cells"), dict):
         return {}
     environments = data.get("environments") or []
-    try:
-        for _, record in data["cells"].values():
-            if "environment" in record:
+    cells = {}
+    for cell_id, entry in data["cells"].items():
+        if not _usable(entry):
+            continue  # read again from its result.json
+        record = entry[1]
+        if "environment" in record:
+            try:
                 record["environment"] = environments[record["environment"]]
-    except (TypeError, ValueError, IndexError):
-        return {}
-    return data["cells"]
+            except (TypeError, IndexError):
+                continue
+        cells[cell_id] = entry
+    return cells
 
 
 def save(runs_dir: Path, cells: dict[str, list]) -> None:

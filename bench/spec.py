@@ -584,6 +584,9 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         check.fail(f"overrides.method.{combo['method']}.hp.{k}", problem)
     if config.get("eval_repeats", 1) == 1:
         config.pop("eval_repeats", None)  # the default stays out of the config: ids from before it existed hold
+    for k in method.hp_kept_out_of_id:  # likewise hyperparameters added later, at their default
+        if config["hp"].get(k) == method.hp[k]:
+            config["hp"].pop(k)
     config["arch"] = _resolve_arch(config["arch"], config["hp"], method, dataset, combo, check)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     problem = method.dataset_problem(dataset.info())

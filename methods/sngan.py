@@ -39,6 +39,7 @@ class SNGAN(Method):
     target_flip = "negate"
     hp = {"sngan_loss": "hinge"}
     hp_choices = {"sngan_loss": LOSSES}
+    hp_kept_out_of_id = ("sngan_loss",)  # hinge rows keep the ids they had before the choice existed
 
     def d_loss(self, real_out, fake_out):
         if self.hp["sngan_loss"] == "nonsat":

@@ -56,3 +56,28 @@ def test_resolved_config_carries_method_defaults_and_overrides(tmp_path):
     plain = {c["config"]["method"]: c for c in load_sweep(path).cells if c["config"]["imbalance"] == 10}
     assert plain["wgan-gp"]["id"] != cells["wgan-gp"]["id"]
     assert plain["gan"]["id"] == cells["gan"]["id"]
+
+
+def test_a_hyperparameter_added_later_keeps_the_ids_of_rows_at_its_default(tmp_path):
+    """sngan_loss came after sngan rows had results: at its default (hinge) it stays out of the config,
+    so the committed pa-adaptivemix results keep their ids; nonsat is a new cell."""
+    import csv
+
+    from bench.registry import METHODS, REPO_ROOT
+    from test_methods import make_method
+
+    committed = {row["id"] for row in csv.DictReader(open(REPO_ROOT / "results/pa-adaptivemix/cells.csv"))
+                 if row["method"].startswith("sngan")}  # fmt: skip
+    cells = load_sweep(REPO_ROOT / "sweeps/pa-adaptivemix.yaml").cells
+    assert len(committed) >= 6 and committed <= {c["id"] for c in cells}
+    assert not any("sngan_loss" in c["config"]["hp"] for c in cells)
+    path = tmp_path / "s.yaml"
+    path.write_text(SWEEP.replace("[gan, wgan-gp]", "[sngan]"))
+    hinge = load_sweep(path).cells[0]
+    path.write_text(path.read_text() + "overrides: {method: {sngan: {hp: {sngan_loss: nonsat}}}}\n")
+    nonsat = load_sweep(path).cells[0]
+    assert nonsat["config"]["hp"] == {"sngan_loss": "nonsat"} and nonsat["id"] != hinge["id"]
+    method, _ = make_method("sngan", "digits")
+    without = type(method)({**method.config, "hp": {}}, method.data_info, method.device)  # as the spec resolves it
+    assert without.hp["sngan_loss"] == "hinge"  # the method still sees its default
+    assert METHODS.get("sngan+pa").hp_kept_out_of_id == ("sngan_loss",)

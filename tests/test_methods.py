@@ -210,7 +210,8 @@ def test_composed_rows_keep_the_name_as_written_and_merge_hp():
     assert gm_gan.name == "gm-gan" and gm_gan.base == "gan" and gm_gan.addons == ("gm",)
     assert METHODS.get("gan+gm").name == "gan+gm"
     row = METHODS.get("sngan+pa+adaptivemix")
-    assert row.spectral_norm and set(row.hp) == {*METHODS.get("gan+pa").hp, *METHODS.get("gan+adaptivemix").hp}
+    assert row.spectral_norm and set(row.hp) == {"sngan_loss", *METHODS.get("gan+pa").hp, *METHODS.get("gan+adaptivemix").hp}
+    assert row.hp_kept_out_of_id == ("sngan_loss",)
     assert "pa_place" in row.hp and "adaptivemix_distance" in row.hp
     assert set(METHODS.get("cn-lsgan+icr").hp) >= {"gp_weight", "real_weight", "icr_real"}
     assert METHODS.get("wgan+gm").optimizer["name"] == "rmsprop"  # the base's optimizer

@@ -110,7 +110,19 @@ def test_an_unusable_index_is_rebuilt_and_an_unwritable_one_costs_only_speed(fil
     (store.runs_dir).mkdir(parents=True, exist_ok=True)
     (store.runs_dir / record_index.INDEX_NAME).write_text("{not json")
     assert len(store.records()) == 12
-    assert len(json.loads((store.runs_dir / record_index.INDEX_NAME).read_text())["cells"]) == 12
+    kept = json.loads((store.runs_dir / record_index.INDEX_NAME).read_text())
+    assert len(kept["cells"]) == 12 and kept["version"] == record_index.VERSION
+    # entries damaged by hand, or an index of another layout, are read again from the records
+    first, second = sorted(kept["cells"])[:2]
+    kept["cells"][first] = [kept["cells"][first][0], "not a summary"]
+    kept["cells"][second][1].pop("status")
+    (store.runs_dir / record_index.INDEX_NAME).write_text(json.dumps(kept))
+    assert sorted(r["id"] for r in store.records()) == sorted(c["id"] for c in sweep.cells)
+    assert {store.status(c["id"]) for c in sweep.cells} == {"done"}
+    kept["version"] = "2"
+    (store.runs_dir / record_index.INDEX_NAME).write_text(json.dumps(kept))
+    assert len(store.records()) == 12
+    assert json.loads((store.runs_dir / record_index.INDEX_NAME).read_text())["version"] == record_index.VERSION
     (store.runs_dir / record_index.INDEX_NAME).unlink()
 
     def refuse(path, data):

@@ -111,3 +111,4 @@ def test_welch_and_t_quantiles_equal_scipy_stats(seed):
     ci = t_interval(a)
     half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
     assert (ci.low, ci.high) == pytest.approx((a.mean() - half, a.mean() + half), rel=1e-12)
+

@@ -8,7 +8,6 @@ device, step-count and eval_repeats fields existed.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 from collections import Counter
@@ -49,13 +48,6 @@ def cell_file(store: Store, record: dict, name: str) -> Path | None:
 
 def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     """Write the report of every result that exists; returns paths and counts."""
-    try:
-        return _write_report(sweep, store, latex)
-    finally:
-        gc.unfreeze()  # what reading the records froze (bench.record_index.paused_gc)
-
-
-def _write_report(sweep: Sweep, store: Store, latex: str) -> dict:
     configs = {c["id"]: c["config"] for c in sweep.cells}
     all_records = store.records()
     records = [r for r in all_records if r.get("id") in configs]

@@ -169,10 +169,13 @@ def class_plot(counts: list[int], generated: dict[str, list[float]], fid: dict[s
     return _png(fig)
 
 
-def _inputs_json(obj) -> str:
+def _inputs_json(obj):
+    """What JSON cannot write of a figure's inputs: a frame as its CSV, a NumPy scalar as its value."""
     if isinstance(obj, pd.DataFrame):
         return obj.to_csv(index=False)
-    return str(obj)
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return obj.item()
+    raise TypeError(f"a figure input of type {type(obj).__name__} has no key")
 
 
 class FigureCache:
@@ -225,7 +228,7 @@ class FigureCache:
         except OSError:
             return
         for name in names:
-            if name.endswith(".png") and name[:-4] not in self.used:
+            if name.endswith(".png") and not name.startswith(".") and name[:-4] not in self.used:  # not others' temp files
                 try:
                     os.unlink(self.folder / name)
                 except OSError:

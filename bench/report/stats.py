@@ -94,6 +94,9 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 def _welch_p(a: np.ndarray, b: np.ndarray, alternative: str) -> float:
     """Welch's t-test p-value, as scipy.stats.ttest_ind(a, b, equal_var=False, alternative=...)."""
     diff, se, df = _welch(a, b)
+    if se == 0:  # spreads too small to represent: the ordering is certain, as with none
+        worse = diff > 0 if alternative == "greater" else diff < 0 if alternative == "less" else diff != 0
+        return 0.0 if worse else 1.0
     t = diff / se
     if alternative == "greater":
         return float(special.stdtr(df, -t))
