@@ -392,12 +392,13 @@ def cmd_report(args) -> None:
 
 def cmd_compare(args) -> None:
     from bench.report.compare import compare_text
-    from bench.report.frame import cells_frame
+    from bench.report.frame import cells_frame, row_names
 
     sweep, store = _load(args)
     configs = {c["id"]: c["config"] for c in sweep.cells}
-    cells = cells_frame([r for r in store.records() if r.get("id") in configs], configs)
-    order = [list(dict.fromkeys(x)) for x in zip(*((c["method"], c["dataset"]) for c in configs.values()))]
+    rows = row_names(sweep.cells)
+    cells = cells_frame([r for r in store.records() if r.get("id") in configs], configs, rows)
+    order = [list(dict.fromkeys(x)) for x in zip(*((rows[c["id"]], c["config"]["dataset"]) for c in sweep.cells))]
     metrics = list(dict.fromkeys(m for c in configs.values() for m in c["metrics"]))
     print(compare_text(cells, args.baseline, order[0], order[1], metrics), end="")
 

@@ -70,6 +70,22 @@ def test_an_upstream_the_matrix_has_is_not_added_twice(tmp_path):
     assert rows["needs-test"][0]["config"]["upstream"] == {"base": training_id(rows["base-test"][0]["config"])}
 
 
+
+def test_an_added_upstream_is_a_row_of_its_own_in_the_report(tmp_path):
+    """The matrix's base-test (20 steps) and the base-test run that needs-test adds (30 steps) are
+    two rows: averaging them would mix budgets under one name."""
+    _tree(tmp_path, "[base-test, needs-test]", seeds="[0, 1]")
+    sweep = load_sweep(tmp_path / "deps.yaml")
+    assert sum(1 for c in sweep.cells if c.get("added_for")) == 2
+    ganbench("sweep", "deps.yaml", cwd=tmp_path, check=0)
+    board = (tmp_path / "results/deps/leaderboard.md").read_text()
+    lines = [ln for ln in board.splitlines() if ln.startswith("| base-test")]
+    assert any(ln.startswith("| base-test |") and "(2)" in ln for ln in lines), board
+    assert any(ln.startswith("| base-test (upstream) |") and "(2)" in ln for ln in lines), board
+    assert "base-test (upstream): the training runs that needs-test starts from" in board
+    compare = ganbench("compare", "deps.yaml", "--baseline", "base-test", cwd=tmp_path, check=0).stdout
+    assert "base-test (upstream)" in compare
+
 @pytest.mark.parametrize("method, message", [
     ("loop-a-test", "must not lead back to itself"),
     ("bad-needs-test", "needs() returned for 'base': unknown method 'no-such-row'"),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.registry import DATASETS
 from bench.report import cost, plots
-from bench.report.frame import cells_frame, device_of, metric_columns, summary_frame
+from bench.report.frame import cells_frame, device_of, metric_columns, row_names, summary_frame, upstream_note
 from bench.report.html import data_uri, render
 from bench.report.latex import to_latex
 from bench.report.references import applicable, compare_references, unmatched_text
@@ -52,9 +52,10 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     all_records = store.records()
     records = [r for r in all_records if r.get("id") in configs]
     stale = len(all_records) - len(records)
-    cells = cells_frame(records, configs)
+    rows = row_names(sweep.cells)
+    cells = cells_frame(records, configs, rows)
     summary = summary_frame(cells)
-    method_order = list(dict.fromkeys(c["method"] for c in configs.values()))
+    method_order = list(dict.fromkeys(rows[c["id"]] for c in sweep.cells))
     dataset_order = list(dict.fromkeys(c["dataset"] for c in configs.values()))
     metric_order = list(dict.fromkeys(m for c in configs.values() for m in c["metrics"]))
     tables = metric_tables(summary, cells, method_order, dataset_order, metric_order)
@@ -80,7 +81,7 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     counts += f"; {blocked} of them blocked: a training run they need has not trained)." if blocked else ")."
     if stale:
         counts += f" {stale} results of cells no longer in the sweep file are left out."
-    how = method_lines(tables) + cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
+    how = method_lines(tables) + upstream_note(sweep.cells) + cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
     if sweep.budget:
         intro.append(f"Budget profile: {sweep.budget}.")
 

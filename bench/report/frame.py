@@ -53,11 +53,38 @@ def _eval_spread(record: dict) -> dict:
     return out
 
 
-def cells_frame(records: list[dict], configs: dict[str, dict] | None = None) -> pd.DataFrame:
+UPSTREAM = " (upstream)"
+
+
+def row_names(sweep_cells: list[dict]) -> dict[str, str]:
+    """Cell id -> the leaderboard row it belongs to: its method, or "<method> (upstream)" for a
+    training run the sweep added because another row needs it (Method.needs, `added_for`). Such
+    a run has that row's settings (Dual-NDA's baseline: fewer steps), so it is never averaged
+    into the matrix row of the same method."""
+    return {c["id"]: c["config"]["method"] + (UPSTREAM if c.get("added_for") else "") for c in sweep_cells}
+
+
+def upstream_note(sweep_cells: list[dict]) -> list[str]:
+    """A line per added upstream row: which rows need it."""
+    needed: dict[str, list[str]] = {}
+    for c in sweep_cells:
+        for row in c.get("added_for") or ():
+            needed.setdefault(c["config"]["method"] + UPSTREAM, [])
+            if row not in needed[c["config"]["method"] + UPSTREAM]:
+                needed[c["config"]["method"] + UPSTREAM].append(row)
+    return [f"{name}: the training runs that {', '.join(rows)} {'starts' if len(rows) == 1 else 'start'} from, added by "
+            f"the sweep at the settings {'that row asks' if len(rows) == 1 else 'those rows ask'} for; a row of its own, "
+            "not part of the matrix's row of that method." for name, rows in needed.items()]  # fmt: skip
+
+
+def cells_frame(records: list[dict], configs: dict[str, dict] | None = None,
+                row_of: dict[str, str] | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per cell: axes, status, cost, budget and every metric.
 
     `configs` (cell id -> config, from the sweep file) stands in for a record
-    whose own config is missing (a damaged result).
+    whose own config is missing (a damaged result). `row_of` (cell id -> row
+    name, `row_names`) names the leaderboard row of each cell; by default
+    its method.
     """
     rows = []
     for r in records:
@@ -67,7 +94,7 @@ def cells_frame(records: list[dict], configs: dict[str, dict] | None = None) -> 
         timings = r.get("timings") or {}
         kind, name = device_of(r)
         g, d, counted = _steps(r, c)
-        row = {"id": r["id"], "method": c["method"], "dataset": c["dataset"], "imbalance": c["imbalance"],
+        row = {"id": r["id"], "method": (row_of or {}).get(r["id"], c["method"]), "dataset": c["dataset"], "imbalance": c["imbalance"],
                "seed": c["seed"], "status": r.get("status", "failed"), "training_id": r.get("training_id", r["id"]),
                "device": kind, "device_name": name, "train_s": timings.get("train_s", math.nan),
                "eval_s": timings.get("sample_s", 0.0) + timings.get("eval_s", math.nan),
