@@ -2,7 +2,7 @@
 thousands of cells do not parse thousands of JSON files each time.
 
 `runs/<sweep>/records-index.json` maps each cell id to the stat key of its
-result.json (inode, mtime in ns, size) and a summary of the record: the
+result.json (inode, mtime and ctime in ns, size) and a summary of the record: the
 record without what only the cell's own file needs (see `summary`). It is
 a cache, never the truth: every read stats each result.json and re-reads
 the ones whose key changed, and a file that cannot be read is never
