@@ -299,9 +299,14 @@ def save_sample_picture(fake: torch.Tensor, dataset, path: Path) -> None:
     """A grid of images, or a scatter of points over the mode centres."""
     with atomic_path(path) as tmp:
         if dataset.kind == "images":
-            from torchvision.utils import save_image
+            from PIL import Image
+            from torchvision.utils import make_grid
 
-            save_image(fake[:64] * 0.5 + 0.5, tmp, nrow=8)
+            grid = make_grid(fake[:64] * 0.5 + 0.5, nrow=8)
+            if fake.shape[1] == 1:
+                grid = grid[:1]  # make_grid copies one channel to three: a grey PNG is a third of the size
+            pixels = grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).squeeze(-1)  # as save_image
+            Image.fromarray(pixels.cpu().numpy()).save(tmp, format="PNG")
         else:
             import matplotlib
 

@@ -112,3 +112,23 @@ def test_list_commands():
 @pytest.mark.parametrize("command", ["list", "plan", "sweep", "status", "report"])
 def test_help(command):
     assert "usage: ganbench" in ganbench(command, "--help", check=0).stdout
+
+
+def test_sample_grids_keep_save_images_pixels_and_grey_stays_grey(tmp_path):
+    """samples.png is torchvision's save_image grid, pixel for pixel; one-channel data as a grey PNG."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from bench.runner import save_sample_picture
+
+    images = type("Images", (), {"kind": "images"})()
+    for channels, n in ((1, 100), (3, 16)):
+        fake = torch.rand(n, channels, 28, 28, generator=torch.Generator().manual_seed(channels)) * 2.2 - 1.1
+        save_image(fake[:64] * 0.5 + 0.5, tmp_path / "reference.png", nrow=8)
+        save_sample_picture(fake, images, tmp_path / "samples.png")
+        reference, ours = Image.open(tmp_path / "reference.png"), Image.open(tmp_path / "samples.png")
+        assert ours.mode == ("L" if channels == 1 else "RGB") and ours.size == reference.size
+        expected = np.array(reference)[..., 0] if channels == 1 else np.array(reference)
+        assert np.array_equal(np.array(ours), expected)
