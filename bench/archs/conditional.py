@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from bench.archs import ARCHS, Arch
-from bench.archs.small import DCGANSmall, small_stages
+from bench.archs.small import DCGANSmall, small_d_trunk, small_stages
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -113,13 +113,7 @@ class ConditionalDCGANSmall(DCGANSmall):
     def build(cls, arch, info, d_norm, cond_dim):
         z_dim, width, channels = arch["z_dim"], arch["width"], info["channels"]
         s0, k = small_stages(info["resolution"])
-        d_layers: list[nn.Module] = []
-        c_in = channels
-        for i in range(k):
-            c_out = width * 2**i
-            d_layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
-            c_in = c_out
-        d_layers.append(nn.Flatten())
+        d_layers, c_in = small_d_trunk(channels, width, k)
         chs = [width * 2 ** (k - i) for i in range(k + 1)]
         body = ConditionalSequential(nn.Linear(z_dim, chs[0] * s0 * s0),
                                      ConditionalBatchNorm(chs[0] * s0 * s0, cond_dim, spatial=False), nn.ReLU())  # fmt: skip

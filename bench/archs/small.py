@@ -67,17 +67,23 @@ class DCGANSmall(Arch):
     def build(cls, arch, info, d_norm):
         z_dim, width, resolution, channels = arch["z_dim"], arch["width"], info["resolution"], info["channels"]
         s0, k = small_stages(resolution)
-        layers: list[nn.Module] = []
-        c_in = channels
-        for i in range(k):
-            c_out = width * 2**i
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
-            c_in = c_out
-        layers.append(nn.Flatten())
+        layers, c_in = small_d_trunk(channels, width, k)
         # Creation order (D's convolutions, G, D's head) fixes the initial weights of a seed:
         # kept as it was before the registry, so results stay comparable.
         G = SmallGenerator(z_dim, width, s0, k, channels)
         return G, Discriminator(nn.Sequential(*layers), nn.Linear(c_in * s0 * s0, 1))
+
+
+def small_d_trunk(channels: int, width: int, k: int) -> tuple[list[nn.Module], int]:
+    """D's feature trunk: k stride-2 4x4 convolutions (width, 2 width, ...) with LeakyReLU(0.2), then
+    a flatten; and the channels of its last map. Shared by dcgan-small and cond-dcgan-small."""
+    layers: list[nn.Module] = []
+    c_in = channels
+    for i in range(k):
+        c_out = width * 2**i
+        layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
+        c_in = c_out
+    return [*layers, nn.Flatten()], c_in
 
 
 class SmallGenerator(nn.Module):
