@@ -35,8 +35,12 @@ from typing import Any, Callable, Iterable
 
 from bench.errors import UserError, shown
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUILTIN_PLUGIN_DIRS = (REPO_ROOT / "methods", REPO_ROOT / "datasets")
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+# The built-in plugin folders and cluster profiles sit beside bench/ in a source
+# checkout (or an editable install); a wheel carries them as bench/_builtin/ (setup.py).
+BUILTIN_ROOT = PACKAGE_DIR / "_builtin" if (PACKAGE_DIR / "_builtin").is_dir() else REPO_ROOT
+BUILTIN_PLUGIN_DIRS = (BUILTIN_ROOT / "methods", BUILTIN_ROOT / "datasets")
 PLUGIN_PATH_ENV = "GANBENCH_PLUGIN_PATH"
 
 

@@ -40,7 +40,7 @@ import torch
 from bench.data import dataset_for
 from bench.errors import is_machine_fault
 from bench.metrics.base import EvalContext
-from bench.registry import METHODS, METRICS, REPO_ROOT, load_plugins
+from bench.registry import BUILTIN_ROOT, METHODS, METRICS, REPO_ROOT, load_plugins
 from bench.spec import training_config
 from bench.store import BLOCKED, TRAINED, Damaged, Store, atomic_path, atomic_write, set_aside, write_json
 from bench.threads import limit_gpu_memory, limit_threads
@@ -327,6 +327,8 @@ def save_sample_picture(fake: torch.Tensor, dataset, path: Path) -> None:
 
 @lru_cache(maxsize=1)
 def _git_commit() -> str | None:
+    if BUILTIN_ROOT != REPO_ROOT:  # an installed wheel: the folder above it is not ganbench's checkout
+        return None
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

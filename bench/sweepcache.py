@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.cache import cache_dir
 from bench.record_index import paused_gc
-from bench.registry import BUILTIN_PLUGIN_DIRS, FACTS, PLUGIN_PATH_ENV, REPO_ROOT, plugin_dirs_from_env
+from bench.registry import BUILTIN_PLUGIN_DIRS, FACTS, PACKAGE_DIR, PLUGIN_PATH_ENV, plugin_dirs_from_env
 from bench.spec import MAX_CELLS_ENV, Sweep
 from bench.store import atomic_write
 
@@ -64,7 +64,7 @@ def load(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str | None
 
 def _stamp(plugin_dirs: list[str]) -> list[list]:
     """(path, size, mtime) of the code an expansion depends on; see the module's docstring."""
-    folders = [REPO_ROOT / "bench", *BUILTIN_PLUGIN_DIRS, *plugin_dirs_from_env(), *map(Path, plugin_dirs)]
+    folders = [PACKAGE_DIR, *BUILTIN_PLUGIN_DIRS, *plugin_dirs_from_env(), *map(Path, plugin_dirs)]
     paths = [*folders, *(p for f in folders if f.is_dir() for p in sorted(f.rglob("*.py")))]
     # sys.path[0] is the script's folder or the working folder (`-m`): it changes with every file written there.
     paths += [Path(p) for p in sys.path[1:] if p and os.path.isdir(p)]

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError, shown
-from bench.registry import REPO_ROOT
+from bench.registry import BUILTIN_ROOT
 from bench.threads import thread_env
 from bench.yamlsafe import load_file, load_text
 
-PROFILE_DIRS = (Path("slurm"), REPO_ROOT / "slurm")
+PROFILE_DIRS = (Path("slurm"), BUILTIN_ROOT / "slurm")
 
 # field -> (type check, description for the error message)
 PROFILE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
