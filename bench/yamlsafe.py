@@ -69,6 +69,22 @@ def load_text(text: str, where: str) -> Any:
 
 def _check_events(text: str, where: str) -> None:
     """Refuse anchors, aliases and deep nesting while streaming: nothing is built yet."""
+    try:
+        _walk_events(text, where)
+    except yaml.YAMLError as exc:
+        # libyaml >= 0.2.5 (PyYAML 6.0.4 wheels) has a nesting limit of its own, met while
+        # scanning ahead of the events below: the same refusal, in the same words.
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None and "nesting depth" in str(getattr(exc, "problem", "")):
+            raise UserError(_too_deep(where, mark.line + 1)) from None
+        raise
+
+
+def _too_deep(where: str, line: int) -> str:
+    return f"{where}: line {line}: nested more than {MAX_DEPTH} levels deep; a sweep setting is at most a few levels deep"
+
+
+def _walk_events(text: str, where: str) -> None:
     depth = 0
     for event in yaml.parse(text, Loader=_Base):
         line = event.start_mark.line + 1
@@ -80,8 +96,7 @@ def _check_events(text: str, where: str) -> None:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise UserError(f"{where}: line {line}: nested more than {MAX_DEPTH} levels deep; "
-                                "a sweep setting is at most a few levels deep")  # fmt: skip
+                raise UserError(_too_deep(where, line))
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 

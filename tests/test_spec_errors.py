@@ -261,3 +261,20 @@ def test_slurm_profile_uses_the_same_strict_loader(tmp_path, monkeypatch):
         load_profile("p")
     (tmp_path / "slurm/p.yaml").write_text("partition: gpu\n")
     assert load_profile("p", ["sbatch.comment=&a x"])["sbatch"] == {"comment": "&a x"}  # not YAML here: kept as text
+
+
+def test_libyamls_own_nesting_limit_reads_as_ours(monkeypatch):
+    """PyYAML 6.0.4's libyaml stops a 1,000-deep flow collection in its scanner, before our
+    event count reaches MAX_DEPTH; the refusal must still be ours, with the line."""
+    import yaml
+
+    from bench import yamlsafe
+
+    def libyaml_parse(text, Loader):
+        mark = yaml.Mark("<unicode string>", 0, 2, 1013, text, 0)
+        yield yaml.StreamStartEvent(mark, mark)
+        raise yaml.scanner.ScannerError("while increasing flow level", None, "exceeded maximum nesting depth", mark)
+
+    monkeypatch.setattr(yamlsafe.yaml, "parse", libyaml_parse)
+    with pytest.raises(UserError, match=r"^s\.yaml: line 3: nested more than 32 levels deep; a sweep setting"):
+        yamlsafe.load_text(GENERATED["nesting-5000-deep"][0], "s.yaml")
