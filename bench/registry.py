@@ -202,7 +202,7 @@ def _within(message: str, part: str, name: str) -> str:
 ADDONS = Registry("add-on", "ganbench.addons")
 METHODS = MethodRegistry("method", "ganbench.methods", ADDONS)
 DATASETS = Registry("dataset", "ganbench.datasets", fact_names=("kind",))
-METRICS = Registry("metric", "ganbench.metrics", fact_names=("label", "direction"))
+METRICS = Registry("metric", "ganbench.metrics", fact_names=("label", "direction", "bounds"))
 _ALL = (METHODS, ADDONS, DATASETS, METRICS)
 FACTS = {"metrics": METRICS, "datasets": DATASETS}  # what bench.sweepcache keeps of each
 

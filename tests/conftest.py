@@ -64,3 +64,38 @@ def ganbench_batch(argvs, cwd=None, timeout=600):
     if proc.returncode != 0:
         raise AssertionError(f"the batch process exited {proc.returncode}\nstderr:\n{proc.stderr}")
     return json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def pdflatex():
+    """The pdflatex command, installed from Debian's texlive-latex-recommended (booktabs) when missing
+    and the tests run as root, as the SLURM tests install their cluster; skipped with the reason otherwise."""
+    import shutil
+
+    def found():
+        return shutil.which("pdflatex") and subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True,
+                                                           text=True).stdout.strip()  # fmt: skip
+
+    if not found() and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "texlive-latex-recommended"],
+                       capture_output=True, env=env, timeout=1200)  # fmt: skip
+    if not found():
+        pytest.skip("pdflatex with booktabs is not installed (apt-get install texlive-latex-recommended, as root)")
+    return shutil.which("pdflatex")
+
+
+def compile_latex(pdflatex, tex_file: Path, workdir: Path) -> str:
+    """Compile `tex_file` as the body of a standalone article with booktabs; returns pdflatex's log.
+    Fails on any LaTeX error and on any overfull line (a table wider than the page)."""
+    doc = workdir / f"{tex_file.stem}-doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                   f"\\input{{{tex_file.resolve().as_posix()}}}\n\\end{{document}}\n")  # fmt: skip
+    proc = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    log = (workdir / f"{doc.stem}.log").read_text(errors="replace")
+    assert proc.returncode == 0, f"pdflatex failed on {tex_file}:\n{proc.stdout[-3000:]}"
+    overfull = [line for line in log.splitlines() if line.startswith("Overfull")]
+    assert not overfull, f"{tex_file}: {overfull}"
+    return log

@@ -176,17 +176,31 @@ def test_compare_prints_differences_with_interval_and_p(swept):
     assert bad.stderr.strip().count("\n") == 0 and "did you mean 'gan'" in bad.stderr
 
 
-def test_latex_booktabs_best_second_and_combined(swept):
+def test_latex_booktabs_bold_as_the_page_and_combined(swept):
     tex = (swept / "results/rep/leaderboard.tex").read_text()
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
-    assert r"\mathbf{" in tex and r"\underline{" in tex and r"\pm" in tex and "±" not in tex
-    assert "Student-$t$ interval" in tex and r"95\%" in tex
+    assert r"\mathbf{" in tex and r"\underline{" not in tex and r"\pm" in tex and "±" not in tex
+    assert "Student-$t$ interval" in tex and r"95\%" in tex and r"\\%" not in tex
+    # Bold marks what it marks in the Markdown: every entry not significantly worse than the best.
+    md = (swept / "results/rep/leaderboard.md").read_text()
+    assert tex.count(r"\mathbf{") == md.count("**") // 2 and "Bold: not significantly worse" in tex
     assert tex.count("{") == tex.count("}") and tex.count("$") % 2 == 0
     assert tex.count(r"\begin{table}") == 2  # one per metric (classifier_fid, class_kl)
     ganbench("report", "rep.yaml", "--latex", "combined", cwd=swept, check=0)  # the option through the CLI
     combined = (swept / "results/rep/leaderboard.tex").read_text()
     assert combined.count("{") == combined.count("}")
     assert combined.count(r"\begin{table*}") == 1 and r"\cmidrule(lr){2-3}" in combined and r"\multicolumn{2}{c}" in combined
+    _report(swept)
+
+
+def test_every_tex_the_report_writes_compiles_and_fits_the_page(swept, pdflatex, tmp_path):
+    from conftest import compile_latex
+
+    for latex in ("per-metric", "combined"):
+        _report(swept, latex=latex)
+        target = tmp_path / f"{latex}.tex"
+        shutil.copy(swept / "results/rep/leaderboard.tex", target)
+        compile_latex(pdflatex, target, tmp_path)
     _report(swept)
 
 

@@ -25,6 +25,9 @@ class Metric:
     name: ClassVar[str]  # set by the registry
     label: ClassVar[str]
     direction: ClassVar[str]  # "lower" | "higher"
+    # The range every value lies in, None for no bound (a distance is >= 0, a share <= 100):
+    # the report clips a seed interval to it and says so.
+    bounds: ClassVar[tuple[float | None, float | None]] = (None, None)
     requirement: ClassVar[str] = ""
     # Scores samples by the labels the generator was asked for (ctx.fake_labels):
     # the spec refuses it for unconditional rows.
@@ -44,7 +47,7 @@ class Metric:
 
     @classmethod
     def describe(cls) -> dict:
-        return {"name": cls.name, "label": cls.label, "direction": cls.direction}
+        return {"name": cls.name, "label": cls.label, "direction": cls.direction, "bounds": list(cls.bounds)}
 
 
 class ImageMetric(Metric):

@@ -61,6 +61,7 @@ class CircleMetric(Metric):
 class CircleHighQuality(CircleMetric):
     label = "% high quality"
     direction = "higher"
+    bounds = (0.0, 100.0)
 
     def score(self, ctx, q):
         return 100.0 * float(q["hq"].mean())
@@ -70,6 +71,7 @@ class CircleHighQuality(CircleMetric):
 class CircleModes(CircleMetric):
     label = "% modes recovered"
     direction = "higher"
+    bounds = (0.0, 100.0)
 
     def score(self, ctx, q):
         hit = np.bincount(q["nearest"][q["hq"]], minlength=len(q["centres"])) > 0
@@ -80,6 +82,7 @@ class CircleModes(CircleMetric):
 class CircleW2(CircleMetric):
     label = "2-Wasserstein (squared)"
     direction = "lower"
+    bounds = (0.0, None)
 
     def score(self, ctx, q):
         sigma2 = ctx.dataset.sigma**2 * np.eye(2)

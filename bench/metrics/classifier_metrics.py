@@ -23,6 +23,7 @@ from bench.registry import METRICS
 
 
 class ClassifierMetric(Metric):
+    bounds = (0.0, None)  # a Fréchet distance, a KL divergence
     requirement = "needs a class-labelled image dataset"
 
     @classmethod

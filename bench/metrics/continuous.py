@@ -43,6 +43,7 @@ def entropy(counts: np.ndarray) -> float:
 
 
 class ContinuousMetric(Metric):
+    bounds = (0.0, None)  # a mean absolute error, an entropy, a Fréchet distance
     requirement = "needs a continuous-label image dataset"
     needs_labels = True
     role: str

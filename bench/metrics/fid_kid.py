@@ -53,6 +53,7 @@ class InceptionMetric(ImageMetric):
 class InceptionFID(InceptionMetric):
     label = "FID"
     direction = "lower"
+    bounds = (0.0, None)
 
     def score(self, ctx):
         return fid_to_reference(ctx, self.name, inception_space(ctx))
@@ -83,6 +84,7 @@ class InceptionKID(InceptionMetric):
 class InceptionScore(InceptionMetric):
     label = "IS"
     direction = "higher"
+    bounds = (1.0, None)  # exp of a KL divergence
 
     def score(self, ctx: EvalContext):
         weights = os.environ.get(IS_WEIGHTS_ENV)

@@ -15,6 +15,7 @@ from bench.registry import METRICS
 class NIQE(ImageMetric):
     label = "NIQE"
     direction = "lower"
+    bounds = (0.0, None)  # a distance between two Gaussian fits
 
     @classmethod
     def prepare(cls, dataset) -> None:

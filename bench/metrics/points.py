@@ -40,6 +40,7 @@ class PointsMetric(Metric):
 class HighQuality(PointsMetric):
     label = "% high quality"
     direction = "higher"
+    bounds = (0.0, 100.0)
 
     def compute(self, ctx):
         _, hq, _ = _assignments(ctx)
@@ -50,6 +51,7 @@ class HighQuality(PointsMetric):
 class ModesCovered(PointsMetric):
     label = "modes covered"
     direction = "higher"
+    bounds = (0.0, None)  # at most the dataset's number of modes
 
     def compute(self, ctx):
         nearest, hq, k = _assignments(ctx)
@@ -61,6 +63,7 @@ class ModesCovered(PointsMetric):
 class ModeKL(PointsMetric):
     label = "mode KL"
     direction = "lower"
+    bounds = (0.0, None)
 
     def compute(self, ctx):
         nearest, _, k = _assignments(ctx)

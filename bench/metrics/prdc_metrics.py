@@ -27,10 +27,12 @@ def _prdc(ctx) -> dict:
 
 class PRDCMetric(InceptionMetric):
     direction = "higher"
+    bounds = (0.0, None)  # precision, recall and coverage <= 1 too (density is not)
 
     def score(self, ctx):
         return float(_prdc(ctx)[self.name])
 
 
 for _key in ("precision", "recall", "density", "coverage"):
-    METRICS.register(_key)(type(f"PRDC_{_key}", (PRDCMetric,), {"label": _key, "__module__": __name__}))
+    _bounds = (0.0, None) if _key == "density" else (0.0, 1.0)
+    METRICS.register(_key)(type(f"PRDC_{_key}", (PRDCMetric,), {"label": _key, "bounds": _bounds, "__module__": __name__}))

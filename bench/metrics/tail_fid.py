@@ -93,6 +93,7 @@ def update_per_class(ctx: EvalContext, create: bool = True) -> None:
 
 class ClassFIDMetric(Metric):
     direction = "lower"
+    bounds = (0.0, None)
     requirement = "needs a class-labelled image dataset"
     space: str
     grouping: str  # "predicted" | "requested"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.registry import DATASETS
+from bench.registry import DATASETS, METRICS
 from bench.report import cost, plots
 from bench.report.frame import cells_frame, device_of, metric_columns, row_names, summary_frame, upstream_note
 from bench.report.html import data_uri, render
@@ -81,7 +81,8 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     counts += f"; {blocked} of them blocked: a training run they need has not trained)." if blocked else ")."
     if stale:
         counts += f" {stale} results of cells no longer in the sweep file are left out."
-    how = method_lines(tables) + upstream_note(sweep.cells) + cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
+    how = method_lines(tables) + undefined_metric_notes(records, metric_order) + upstream_note(sweep.cells)
+    how += cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
     if sweep.budget:
         intro.append(f"Budget profile: {sweep.budget}.")
 
@@ -102,6 +103,31 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     figures.prune()
     return {"dir": out, "leaderboard": out / "leaderboard.md", "page": out / "leaderboard.html", "plots": plot_files,
             "status": dict(status), "missing": missing, "blocked": blocked, "total": len(configs)}  # fmt: skip
+
+
+def undefined_metric_notes(records: list[dict], metric_order: list[str]) -> list[str]:
+    """A line per metric the sweep asked for that some finished cells could not score (NaN, or absent):
+    how many, and why, from the reasons the metrics recorded (`evaluator.unavailable`). Such cells
+    are left out of that metric's means, and a metric undefined everywhere has no table at all."""
+    done = [r for r in records if r.get("status") == "done"]
+    lines = []
+    for metric in metric_order:
+        asked = [r for r in done if metric in ((r.get("config") or {}).get("metrics") or ())]
+        reasons: Counter = Counter()
+        for r in asked:
+            value = (r.get("metrics") or {}).get(metric) if isinstance(r.get("metrics"), dict) else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                continue
+            why = ((r.get("evaluator") or {}).get("unavailable") or {}) if isinstance(r.get("evaluator"), dict) else {}
+            reason = why.get(metric) if isinstance(why, dict) else None
+            reasons[str(reason)[:300] if reason else "no reason recorded"] += 1
+        if reasons:
+            count = sum(reasons.values())
+            why = "; ".join(f"{reason} ({n} cell{'s' * (n != 1)})" if len(reasons) > 1 else reason
+                            for reason, n in reasons.most_common())  # fmt: skip
+            lines.append(f"Undefined: {METRICS.fact(metric, 'label')} (`{metric}`) in {count} of {len(asked)} finished "
+                         f"cells, left out of its means: {why}.")  # fmt: skip
+    return lines
 
 
 def _metric_png(figures: plots.FigureCache, summary, dataset: str, metric: str, method_order, matched) -> bytes | None:

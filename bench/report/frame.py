@@ -18,7 +18,8 @@ from bench.report.stats import pooled_sd, t_interval
 KEYS = ["method", "dataset", "imbalance"]
 CELL_COLUMNS = ["id", "method", "dataset", "imbalance", "seed", "status", "training_id", "device", "device_name",
                 "train_s", "eval_s", "train_reused", "g_steps", "d_steps", "d_counted"]  # fmt: skip
-SUMMARY_COLUMNS = [*KEYS, "metric", "label", "direction", "mean", "std", "n", "ci_low", "ci_high", "eval_sd", "eval_k"]
+SUMMARY_COLUMNS = [*KEYS, "metric", "label", "direction", "mean", "std", "n", "ci_low", "ci_high", "clipped", "eval_sd",
+                   "eval_k"]  # fmt: skip
 
 
 def device_of(record: dict) -> tuple[str, str]:
@@ -121,8 +122,21 @@ def seed_values(cells: pd.DataFrame, metric: str) -> dict:
     return {key: list(group[col]) for key, group in done.groupby(KEYS, sort=False)}
 
 
+def clip_interval(low: float, high: float, bounds) -> tuple[float, float, bool]:
+    """A t interval cut to the metric's range (`Metric.bounds`), and whether it was cut: a count,
+    share or distance has no values below 0, whatever a symmetric interval of 3 seeds says."""
+    lo_bound, hi_bound = (list(bounds) + [None, None])[:2] if bounds else (None, None)
+    clipped = False
+    if lo_bound is not None and low < lo_bound:  # NaN compares False: one seed stays unclipped
+        low, clipped = float(lo_bound), True
+    if hi_bound is not None and high > hi_bound:
+        high, clipped = float(hi_bound), True
+    return low, high, clipped
+
+
 def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """Long form, one row per (method, dataset, ρ, metric): mean, std, n, 95% interval, evaluation spread.
+    """Long form, one row per (method, dataset, ρ, metric): mean, std, n, 95% interval (clipped to the
+    metric's bounds, `clipped` says where), evaluation spread.
 
     Rows come metric by metric, each metric's groups in the order their first
     finished value appears. Grouped by hand over plain arrays: pandas' groupby
@@ -140,14 +154,16 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
             if not math.isnan(value):
                 groups.setdefault(key, []).append(i)
         label, direction = METRICS.fact(metric, "label"), METRICS.fact(metric, "direction")
+        bounds = METRICS.fact(metric, "bounds")
         for (method, dataset, rho), rows in groups.items():
             group = values[rows].tolist()
             ci = t_interval(group)
+            low, high, clipped = clip_interval(ci.low, ci.high, bounds)
             k = [1.0 if ks is None or math.isnan(ks[i]) else float(ks[i]) for i in rows]
             sd = [math.nan if sds is None else float(sds[i]) for i in rows]
             out.append({"method": method, "dataset": dataset, "imbalance": rho, "metric": metric, "label": label,
                         "direction": direction, "mean": ci.mean,
                         "std": float(pd.Series(group).std(ddof=1)) if len(group) > 1 else math.nan,
-                        "n": ci.n, "ci_low": ci.low, "ci_high": ci.high,
+                        "n": ci.n, "ci_low": low, "ci_high": high, "clipped": clipped,
                         "eval_sd": pooled_sd(sd, k), "eval_k": int(max(k))})  # fmt: skip
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)

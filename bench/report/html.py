@@ -133,8 +133,8 @@ def _entry_td(table: dict, method: str, col) -> str:
     e = table["rows"][method].get(col)
     if e is None:
         return "<td data-sort=''></td>"
-    title = f"95% interval [{fmt(e.low)}, {fmt(e.high)}], sd {fmt(e.std)}, n = {e.n}" if e.n > 1 else "one seed: no interval"
-    pm = f" <span class='pm'>± {_e(fmt(e.half_width))}</span>" if e.n > 1 else ""
+    title = f"95% interval [{fmt(e.low)}, {fmt(e.high)}]{' (cut at the bound)' if e.clipped else ''}, sd {fmt(e.std)}, n = {e.n}" if e.n > 1 else "one seed: no interval"
+    pm = f" <span class='pm'>{_e(e.spread())}</span>" if e.n > 1 else ""
     cls = " class='mark'" if is_marked(table, method, col) else ""
     return (f"<td{cls} data-sort='{_sort_key(e.mean)}' title='{_e(title)}'>{_e(fmt(e.mean))}{pm}"
             f"<span class='n'>({e.n})</span></td>")  # fmt: skip

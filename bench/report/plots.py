@@ -1,8 +1,8 @@
 """The report's pictures, as PNG bytes (written to files for the Markdown, embedded in the page).
 
-- `metric_plot`: a metric against ρ, a line per method, bars = 95% interval
-  over seeds (a point-range per method when the sweep has one ρ), the
-  papers' values as crosses;
+- `metric_plot`: a metric against ρ, a line per method named in the legend,
+  bars = 95% interval over seeds cut at the metric's bounds (a point-range
+  per method when the sweep has one ρ), the papers' values as crosses;
 - `loss_plot`: the loss log of each row (losses.csv), one panel per row;
 - `class_plot`: per-class training counts beside each row's generated class
   histogram, and per-class FID when the metrics recorded it.
@@ -54,6 +54,12 @@ def _png(fig) -> bytes:
 
 def metric_plot(summary: pd.DataFrame, dataset: str, metric: str, method_order: list[str],
                 references: list[dict] = ()) -> bytes | None:  # fmt: skip
+    fig = metric_figure(summary, dataset, metric, method_order, references)
+    return None if fig is None else _png(fig)
+
+
+def metric_figure(summary: pd.DataFrame, dataset: str, metric: str, method_order: list[str], references: list[dict] = ()):
+    """The figure of `metric_plot`, not yet drawn to PNG (the caller closes it)."""
     data = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)]
     if data.empty:
         return None
@@ -100,11 +106,12 @@ def metric_plot(summary: pd.DataFrame, dataset: str, metric: str, method_order: 
     if off_scale:
         ax.annotate("paper: " + ", ".join(f"{r['row']} {r['value']:.3g}" for r in off_scale) + " (off scale)",
                     xy=(0.01, 0.01), xycoords="axes fraction", fontsize=7, color="#555")  # fmt: skip
+    if len(rhos) > 1:  # a line per row: the legend names them (one ρ: the y axis does)
         ax.legend(fontsize=8, ncol=2 if len(methods) > 5 else 1)
     if refs and len(rhos) == 1:
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[:1], labels[:1], fontsize=8)
-    return _png(fig)
+    return fig
 
 
 def loss_plot(logs: dict[str, list[pd.DataFrame]], method_order: list[str]) -> bytes | None:

@@ -29,10 +29,18 @@ class Entry:
     std: float
     eval_sd: float
     eval_k: int
+    clipped: bool = False  # the interval was cut at the metric's bound (frame.clip_interval)
 
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2
+
+    def spread(self, pm: str = "±") -> str:
+        """'± half-width', or '[low, high]' where the interval was cut at a bound (no longer symmetric);
+        empty with one seed."""
+        if self.n < 2:
+            return ""
+        return f"[{fmt(self.low)}, {fmt(self.high)}]" if self.clipped else f"{pm} {fmt(self.half_width)}"
 
 
 def fmt(x: float) -> str:
@@ -60,7 +68,7 @@ def metric_tables(summary: pd.DataFrame, cells: pd.DataFrame, method_order: list
         rows = {m: {} for m in ordered(group["method"].unique(), method_order)}
         for rec in group.itertuples():
             rows[rec.method][(rec.dataset, rec.imbalance)] = Entry(rec.mean, rec.ci_low, rec.ci_high, rec.n, rec.std,
-                                                                   rec.eval_sd, rec.eval_k)  # fmt: skip
+                                                                   rec.eval_sd, rec.eval_k, bool(rec.clipped))  # fmt: skip
         values = seed_values(cells, metric)
         marks = {col: mark_column({m: values.get((m, *col), []) for m in rows}, direction) for col in cols}
         tables.append({"metric": metric, "label": group["label"].iloc[0], "direction": direction, "columns": cols,
@@ -75,19 +83,30 @@ def is_marked(table: dict, method: str, col) -> bool:
 
 
 def entry_text(table: dict, method: str, col, pm: str = "±") -> str:
-    """'mean ± half-width (n)'; only the mean with one seed."""
+    """'mean ± half-width (n)', 'mean [low, high] (n)' where clipped; only the mean with one seed."""
     e: Entry | None = table["rows"][method].get(col)
     if e is None:
         return ""
     if e.n < 2:
         return f"{fmt(e.mean)} (1)"
-    return f"{fmt(e.mean)} {pm} {fmt(e.half_width)} ({e.n})"
+    return f"{fmt(e.mean)} {e.spread(pm)} ({e.n})"
+
+
+BOLD_MEANING = f"not significantly worse than the column's best ({TEST_METHOD})"
+
+
+def clipped_metrics(tables: list[dict]) -> list[str]:
+    return [t["label"] for t in tables if any(e.clipped for entries in t["rows"].values() for e in entries.values())]
 
 
 def method_lines(tables: list[dict]) -> list[str]:
     """What the entries and the bold mean, for a table header."""
     lines = [f"Entries: the {INTERVAL_METHOD}; (n) = number of seeds.",
-             f"Bold: not significantly worse than the column's best: {TEST_METHOD}."]  # fmt: skip
+             f"Bold: {BOLD_MEANING}."]  # fmt: skip
+    clipped = clipped_metrics(tables)
+    if clipped:
+        lines.append(f"Where that interval crosses a bound of the metric ({', '.join(clipped)}: no value below 0 "
+                     "or above its maximum), it is cut at the bound and printed as [low, high].")  # fmt: skip
     unmarked = sorted({(d, r) for t in tables for (d, r) in t["unmarked"]}, key=str)
     if unmarked:
         cols = ", ".join(f"{d} ρ={r}" for d, r in unmarked)
