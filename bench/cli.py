@@ -18,6 +18,9 @@ DEFAULT_RESULTS = "results"
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # a bare `ganbench`: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         return args.func(args) or 0
     except UserError as exc:
@@ -35,10 +38,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from bench import __version__
+
     parser = argparse.ArgumentParser(
         prog="ganbench", description="Benchmark GAN training methods over a declarative sweep matrix."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"ganbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, func, help: str, sweep: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
@@ -54,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = command("list", cmd_list, "List the registered methods, datasets or metrics.", sweep=False)
+    p = command("list", cmd_list, "List the registered methods, datasets, metrics or network architectures (archs).",
+                sweep=False)  # fmt: skip
     p.add_argument("kind", choices=["methods", "datasets", "metrics", "archs"])
 
     command("plan", cmd_plan, "Show the cells a sweep expands to (ids, count) without running anything.")
@@ -166,9 +173,12 @@ def cmd_list(args) -> None:
         for name, cls in DATASETS.items():
             print(f"{name:{width}s} {cls.kind:7s} {cls.description}")
     else:
-        for name, cls in METRICS.items():
+        metrics = list(METRICS.items())
+        name_width = max(len(name) for name, _ in metrics)
+        label_width = max(len(cls.label) for _, cls in metrics)
+        for name, cls in metrics:
             arrow = "↓" if cls.direction == "lower" else "↑"
-            print(f"{name:16s} {arrow} {cls.label:18s} {cls.requirement}")
+            print(f"{name:{name_width}s}  {arrow} {cls.label:{label_width}s}  {cls.requirement}".rstrip())
 
 
 def cmd_plan(args) -> None:
@@ -316,7 +326,7 @@ def write_report_and_say(sweep, store, latex: str = "per-metric") -> dict:
     from bench.report import write_report
 
     report = write_report(sweep, store, latex=latex)
-    print(f"leaderboard: {report['leaderboard']}")
+    print(f"leaderboard: {report['leaderboard']} (page: {report['page']})")
     return report
 
 

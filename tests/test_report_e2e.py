@@ -210,7 +210,7 @@ def test_page_is_self_contained(swept):
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
     links = re.findall(r"href='([^'#][^']*)'", page)
-    record_links = [link for link in links if link.endswith("result.json")]
+    record_links = [link for link in links if link.startswith("records/") and link.endswith(".json")]
     assert len(record_links) >= 9 and all((swept / "results/rep" / link).resolve().is_file() for link in record_links)
 
 
@@ -259,3 +259,27 @@ def test_page_in_headless_chromium(swept, chromium, tmp_path, request):
     if reporter is not None:
         reporter.write_line(f"\nleaderboard screenshot: {kept}")
     assert shot.stat().st_size > 10_000
+
+
+def test_a_fresh_clone_regenerates_the_report_from_its_records_and_never_empties_it(swept, tmp_path):
+    """Raw runs are git-ignored: a clone has results/<sweep>/ (with records/) but no results/runs/."""
+    ganbench("report", "rep.yaml", cwd=swept, check=0)
+    clone = tmp_path / "clone"
+    (clone / "results").mkdir(parents=True)
+    shutil.copy(swept / "rep.yaml", clone)
+    shutil.copytree(swept / "results/rep", clone / "results/rep", ignore=shutil.ignore_patterns(".figures"))
+    before = (clone / "results/rep/leaderboard.csv").read_text()
+    proc = ganbench("report", "rep.yaml", "--latex", "combined", cwd=clone, check=0)
+    assert "9 done" in proc.stdout
+    assert (clone / "results/rep/leaderboard.csv").read_text() == before
+    page = (clone / "results/rep/leaderboard.html").read_text()
+    links = [link for link in re.findall(r"href='([^'#][^']*)'", page) if link.endswith(".json")]
+    assert len(links) >= 9 and all((clone / "results/rep" / link).is_file() for link in links)
+    assert page.count("data:image/png;base64,") >= (swept / "results/rep/leaderboard.html").read_text().count(
+        "data:image/png;base64,")  # the sample grids and loss curves came from records/ too
+    # A report from before records/ existed: refused in one line, the committed files left as they were.
+    shutil.rmtree(clone / "results/rep/records")
+    md = (clone / "results/rep/leaderboard.md").read_text()
+    refused = ganbench("report", "rep.yaml", cwd=clone, check=2)
+    assert refused.stderr.strip().count("\n") == 0 and "9 finished cells of this report have no record" in refused.stderr
+    assert (clone / "results/rep/leaderboard.md").read_text() == md

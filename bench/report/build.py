@@ -9,14 +9,13 @@ device, step-count and eval_repeats fields existed.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
 from bench.registry import DATASETS, METRICS
-from bench.report import cost, plots
+from bench.report import archive, cost, plots
 from bench.report.frame import cells_frame, device_of, metric_columns, row_names, summary_frame, upstream_note
 from bench.report.html import data_uri, render
 from bench.report.latex import to_latex
@@ -43,7 +42,8 @@ def cell_file(store: Store, record: dict, name: str) -> Path | None:
     if hasattr(store, "training_dir") and record.get("training_id"):
         candidates.append(Path(store.training_dir(record["training_id"])) / name)
     candidates.append(folder / name)
-    return next((p for p in candidates if p.is_file()), None)
+    found = next((p for p in candidates if p.is_file()), None)
+    return found or archive.archived_file(store.report_dir, record["id"], name)
 
 
 def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
@@ -52,6 +52,11 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     all_records = store.records()
     records = [r for r in all_records if r.get("id") in configs]
     stale = len(all_records) - len(records)
+    # A cell without a record in the runs (a fresh clone: runs are not in git) reads the report's own copy.
+    recorded = {r["id"] for r in records}
+    records += archive.archived_records(store.report_dir, [i for i in configs if i not in recorded])
+    records.sort(key=lambda r: r["id"])
+    archive.check_nothing_lost(store.report_dir, sweep.name, configs, {r["id"] for r in records})
     rows = row_names(sweep.cells)
     cells = cells_frame(records, configs, rows)
     summary = summary_frame(cells)
@@ -81,7 +86,7 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     counts += f"; {blocked} of them blocked: a training run they need has not trained)." if blocked else ")."
     if stale:
         counts += f" {stale} results of cells no longer in the sweep file are left out."
-    how = method_lines(tables) + undefined_metric_notes(records, metric_order) + upstream_note(sweep.cells)
+    how = method_lines(tables) + undefined_metric_notes(records, configs, metric_order) + upstream_note(sweep.cells)
     how += cost.budget_notes(costs) + [f"Cost: {cost.total_text(total)}."]
     if sweep.budget:
         intro.append(f"Budget profile: {sweep.budget}.")
@@ -94,25 +99,28 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     markdown += [f"![{p.stem}]({p.name})" for p in plot_files]
     atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
 
+    shown: dict[str, dict[str, Path]] = {}  # the files the page shows, by cell: they go into records/ too
     page = _page(figures, sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro,
-                 how, status, missing, blocked, method_order, dataset_order)  # fmt: skip
+                 how, status, missing, blocked, method_order, dataset_order, shown)  # fmt: skip
     atomic_write(out / "leaderboard.html", render(page))
     atomic_write(out / "leaderboard.csv", summary.to_csv(index=False))
     atomic_write(out / "leaderboard.tex", to_latex(tables, combined=latex == "combined"))
     atomic_write(out / "cells.csv", cells.to_csv(index=False))
+    archive.update(out, {i: store.cell_dir(i) / "result.json" for i in configs}, shown)
+    _remove_stale_plots(out, dataset_order, plot_files)
     figures.prune()
     return {"dir": out, "leaderboard": out / "leaderboard.md", "page": out / "leaderboard.html", "plots": plot_files,
             "status": dict(status), "missing": missing, "blocked": blocked, "total": len(configs)}  # fmt: skip
 
 
-def undefined_metric_notes(records: list[dict], metric_order: list[str]) -> list[str]:
+def undefined_metric_notes(records: list[dict], configs: dict[str, dict], metric_order: list[str]) -> list[str]:
     """A line per metric the sweep asked for that some finished cells could not score (NaN, or absent):
     how many, and why, from the reasons the metrics recorded (`evaluator.unavailable`). Such cells
     are left out of that metric's means, and a metric undefined everywhere has no table at all."""
     done = [r for r in records if r.get("status") == "done"]
     lines = []
     for metric in metric_order:
-        asked = [r for r in done if metric in ((r.get("config") or {}).get("metrics") or ())]
+        asked = [r for r in done if metric in ((configs.get(r["id"]) or r.get("config") or {}).get("metrics") or ())]
         reasons: Counter = Counter()
         for r in asked:
             value = (r.get("metrics") or {}).get(metric) if isinstance(r.get("metrics"), dict) else None
@@ -128,6 +136,15 @@ def undefined_metric_notes(records: list[dict], metric_order: list[str]) -> list
             lines.append(f"Undefined: {METRICS.fact(metric, 'label')} (`{metric}`) in {count} of {len(asked)} finished "
                          f"cells, left out of its means: {why}.")  # fmt: skip
     return lines
+
+
+def _remove_stale_plots(out: Path, datasets: list[str], written: list[Path]) -> None:
+    """<dataset>.png of a dataset that has no plot now (no finished cells): an old picture would contradict
+    the tables beside it."""
+    for dataset in datasets:
+        path = out / f"{dataset}.png"
+        if path not in written and path.is_file() and not path.is_symlink():
+            path.unlink()
 
 
 def _metric_png(figures: plots.FigureCache, summary, dataset: str, metric: str, method_order, matched) -> bytes | None:
@@ -180,9 +197,9 @@ def _markdown_extras(costs, matched, reference_notes, spread) -> list[str]:
 
 
 def _page(figures, sweep, store, records, cells, summary, tables, costs, total, matched, reference_notes, intro, how, status,
-          missing, blocked, method_order, dataset_order) -> dict:  # fmt: skip
+          missing, blocked, method_order, dataset_order, shown: dict) -> dict:  # fmt: skip
     by_id = {r["id"]: r for r in records}
-    runs = Path(os.path.relpath(store.runs_dir, store.report_dir)).as_posix()  # cell links: <runs>/<id>/result.json
+    links = archive.FOLDER  # cell links: records/<id>.json, the report's own copy (bench/report/archive.py)
     done = cells[cells["status"] == "done"].sort_values(["seed"])
     datasets = []
     for dataset in ordered(cells["dataset"].unique(), dataset_order):
@@ -198,12 +215,18 @@ def _page(figures, sweep, store, records, cells, summary, tables, costs, total, 
             for rho, group in m_cells.groupby("imbalance", sort=True):
                 first = by_id[group.iloc[0]["id"]]
                 picture = cell_file(store, first, "samples.png")
+                if picture:
+                    shown.setdefault(first["id"], {})["samples.png"] = picture
                 samples.append({"method": method, "imbalance": rho, "seed": int(group.iloc[0]["seed"]),
                                 "uri": data_uri(picture.read_bytes()) if picture else None,
-                                "link": f"{runs}/{first['id']}/result.json"})  # fmt: skip
+                                "link": f"{links}/{first['id']}.json"})  # fmt: skip
             # Loss curves of the row at its largest ρ (the hardest setting), every seed.
             hardest = m_cells[m_cells["imbalance"] == m_cells["imbalance"].max()]
-            logs[method] = [str(path) for cid in hardest["id"] if (path := cell_file(store, by_id[cid], "losses.csv"))]
+            logs[method] = []
+            for cid in hardest["id"]:
+                if path := cell_file(store, by_id[cid], "losses.csv"):
+                    shown.setdefault(cid, {})["losses.csv"] = path
+                    logs[method].append(str(path))
         loss_png = _loss_png(figures, logs, ordered(logs, method_order))
         datasets.append({"name": dataset, "columns": columns, "tables": d_tables, "plots": plot_uris,
                          "cost": [r for r in costs if r["dataset"] == dataset],
@@ -212,7 +235,7 @@ def _page(figures, sweep, store, records, cells, summary, tables, costs, total, 
                          "class_plots": _class_plots(figures, d_cells, by_id, method_order, dataset)})  # fmt: skip
     columns = ["id", "method", "dataset", "imbalance", "seed", "status", "train_s", "eval_s", "device_name"]
     cell_rows = [{"id": i, "method": m, "dataset": d, "imbalance": rho, "seed": seed, "status": st, "train_s": tr,
-                  "eval_s": ev, "device": dev, "link": f"{runs}/{i}/result.json", "metrics": by_id[i].get("metrics") or {}}
+                  "eval_s": ev, "device": dev, "link": f"{links}/{i}.json", "metrics": by_id[i].get("metrics") or {}}
                  for i, m, d, rho, seed, st, tr, ev, dev in zip(*(cells[c].tolist() for c in columns))]  # fmt: skip
     chips = [("done" if s == "done" else "bad" if s in ("failed", "corrupt", "diverged") else "", f"{status[s]} {s}")
              for s in STATUSES if status[s]] + [("", f"{missing} missing")] * bool(missing)  # fmt: skip

@@ -2,9 +2,9 @@
 
 Per metric, dataset and ρ: each row's mean minus the baseline's mean, the
 95% Welch interval of that difference (Welch-Satterthwaite degrees of
-freedom) and the two-sided Welch p-value, over training seeds. Unadjusted:
-this is one planned comparison per row; the leaderboard's marks are the
-Holm-corrected ones.
+freedom) and the two-sided Welch p-value, over training seeds, beside the
+same p adjusted with Holm's step-down method over the rows compared in that
+column: the correction the leaderboard's bold applies to its tests.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 from bench.errors import UserError
 from bench.registry import METRICS
 from bench.report.frame import metric_columns, seed_values
-from bench.report.stats import welch_difference
+from bench.report.stats import holm, welch_difference
 from bench.report.tables import fmt, ordered
 
 
@@ -31,9 +31,10 @@ def compare_rows(cells: pd.DataFrame, baseline: str, method_order: list[str], da
             if not base:
                 continue
             rows = ordered({m for (m, d, r) in values if (d, r) == (dataset, rho) and m != baseline}, method_order)
-            for method in rows:
-                diff = welch_difference(values[(method, dataset, rho)], base)
-                out.append({"metric": metric, "dataset": dataset, "imbalance": rho, "method": method, "diff": diff})
+            diffs = [welch_difference(values[(method, dataset, rho)], base) for method in rows]
+            for method, diff, p_holm in zip(rows, diffs, holm([d.p for d in diffs])):
+                out.append({"metric": metric, "dataset": dataset, "imbalance": rho, "method": method, "diff": diff,
+                            "p_holm": p_holm})  # fmt: skip
     return out
 
 
@@ -48,7 +49,8 @@ def compare_text(cells: pd.DataFrame, baseline: str, method_order: list[str], da
     rows = compare_rows(cells, baseline, method_order, dataset_order, metric_order)
     if not rows:
         return f"No finished cells of baseline {baseline!r} to compare with yet.\n"
-    lines = [f"Difference from {baseline} (row − {baseline}): mean, 95% Welch interval, two-sided Welch p over training seeds.",
+    lines = [f"Difference from {baseline} (row − {baseline}): mean, 95% Welch interval, two-sided Welch p over training seeds;",
+             "Holm: that p adjusted over the rows of the column (Holm's step-down, as the leaderboard's bold).",
              "A negative difference is better for ↓ metrics, a positive one for ↑ metrics.", ""]  # fmt: skip
     current = None
     width = max(len(r["method"]) for r in rows)
@@ -61,6 +63,6 @@ def compare_text(cells: pd.DataFrame, baseline: str, method_order: list[str], da
             lines.append(f"{metric['label']} {arrow} ({r['metric']}), {r['dataset']} ρ={r['imbalance']:g}")
         d = r["diff"]
         interval = f"[{fmt(d.low)}, {fmt(d.high)}]" if d.n_row > 1 and d.n_base > 1 else "(needs 2 seeds each)"
-        p = f"p={d.p:.3g}" if d.n_row > 1 and d.n_base > 1 else ""
+        p = f"p={d.p:.3g} Holm={r['p_holm']:.3g}" if d.n_row > 1 and d.n_base > 1 else ""
         lines.append(f"  {r['method']:<{width}}  {d.diff:+.3g}  {interval}  {p}  n={d.n_row} vs {d.n_base}".rstrip())
     return "\n".join(lines) + "\n"

@@ -1,0 +1,132 @@
+"""The report's own copy of its records: results/<sweep>/records/.
+
+Raw runs (results/runs/) are git-ignored: they hold checkpoints and
+generators. A committed leaderboard therefore carries what it was built
+from, small enough to commit: each cell's result record
+(`records/<id>.json`, the file the page's "record" links open) and the
+files the page shows (`<id>.samples.png`, `<id>.losses.csv`). `report` reads
+a cell's record from the runs when there is one and from here otherwise, so
+a fresh clone regenerates every table (`--latex combined` included) without
+retraining, and never writes a report with fewer finished cells than the one
+it replaces (`check_nothing_lost`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.record_index import summary
+from bench.store import atomic_write
+
+FOLDER = "records"
+MAX_BYTES = 16 << 20  # a result record is a few KB; a sample grid a few hundred
+_NAME = re.compile(r"^[0-9a-f]{6,64}(\.json|\.samples\.png|\.losses\.csv)$")  # cell ids are hex digests
+
+
+def folder(report_dir: Path) -> Path:
+    return report_dir / FOLDER
+
+
+def read_bounded(path: Path) -> bytes | None:
+    """The bytes of a regular file of at most MAX_BYTES, not through a symlink; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not os.path.stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_BYTES + 1)
+        return data if len(data) <= MAX_BYTES else None
+    finally:
+        os.close(fd)
+
+
+def archived_records(report_dir: Path, cell_ids) -> list[dict]:
+    """The archived records (as `record_index.summary` keeps them) of those of `cell_ids` that have one."""
+    out = []
+    for cell_id in cell_ids:
+        data = read_bounded(folder(report_dir) / f"{cell_id}.json")
+        if data is None:
+            continue
+        try:
+            record = json.loads(data.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included: a damaged copy is no record
+            continue
+        if isinstance(record, dict) and record.get("id") == cell_id and isinstance(record.get("status"), str):
+            out.append(summary(record))
+    return out
+
+
+def archived_file(report_dir: Path, cell_id: str, name: str) -> Path | None:
+    """records/<id>.samples.png or records/<id>.losses.csv, if it is a regular file."""
+    path = folder(report_dir) / f"{cell_id}.{name}"
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def update(report_dir: Path, record_paths: dict[str, Path], files: dict[str, dict[str, Path]]) -> None:
+    """Copy each cell's result record (cell id -> its result.json in the runs) and the page's files
+    (cell id -> {name: path}) into records/, where they differ; remove the copies nobody asked for
+    (cells no longer in the sweep, pictures the page no longer shows). A copy whose source is gone
+    stays: it is all there is of that cell now. Copies are byte for byte: nothing is parsed again."""
+    target = folder(report_dir)
+    wanted: dict[str, Path] = {f"{cid}.json": p for cid, p in record_paths.items()}
+    for cid, named in files.items():
+        for name, path in named.items():
+            wanted[f"{cid}.{name}"] = path
+    kept = set()
+    for name, source in wanted.items():
+        copy = target / name
+        data = read_bounded(source)
+        if data is None:
+            if copy.is_file():
+                kept.add(name)  # the archive is all there is of this cell now (a fresh clone)
+            continue
+        kept.add(name)
+        try:
+            same = copy.stat().st_size == len(data) and read_bounded(copy) == data
+        except OSError:
+            same = False
+        if not same:
+            target.mkdir(parents=True, exist_ok=True)
+            atomic_write(copy, data)
+    try:
+        names = os.listdir(target)
+    except OSError:
+        return
+    for name in names:
+        if _NAME.match(name) and name not in kept:
+            os.unlink(target / name)
+
+
+def done_ids(report_dir: Path) -> set[str]:
+    """The ids of the finished cells in the report this one would replace (its cells.csv)."""
+    data = read_bounded(report_dir / "cells.csv")
+    if not data:
+        return set()
+    try:
+        rows = csv.DictReader(io.StringIO(data.decode("utf-8")))
+        return {row["id"] for row in rows if row.get("status") == "done" and row.get("id")}
+    except (UnicodeDecodeError, csv.Error, KeyError):
+        return set()
+
+
+def check_nothing_lost(report_dir: Path, sweep_name: str, sweep_ids, recorded_ids) -> None:
+    """Refuse (one line, nothing written) to replace a report whose finished cells of this sweep
+    have no record any more: the raw runs are absent (a fresh clone of a report that predates
+    records/) or were deleted, and the new tables would silently drop them."""
+    lost = (done_ids(report_dir) & set(sweep_ids)) - set(recorded_ids)
+    if lost:
+        raise UserError(
+            f"{report_dir / 'leaderboard.md'}: {len(lost)} finished cells of this report have no record in "
+            f"results/runs/{sweep_name}/ nor in {report_dir / FOLDER}/ (raw runs are not in git); the report is "
+            f"left as it is. Run `ganbench sweep` on this sweep file to make them again (only missing cells run)"
+        )
