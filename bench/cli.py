@@ -262,6 +262,9 @@ def _run(args, evaluate_only: bool) -> int:
               f"own folder ({store.runs_dir / 'train'}); it is not resumed, they train from step 0 (the old files stay)",
               file=sys.stderr)  # fmt: skip
 
+    from bench.progress import ACTIVITY_FILE, set_activity_file
+
+    set_activity_file(store.runs_dir / ACTIVITY_FILE)  # long preparations tell `status` what they do
     for dataset_name in sorted({c["config"]["dataset"] for c in todo}):
         dataset = dataset_for(next(c for c in todo if c["config"]["dataset"] == dataset_name))
         dataset.prepare()  # a missing data file is one error here, before any job starts
@@ -332,7 +335,7 @@ def write_report_and_say(sweep, store, latex: str = "per-metric") -> dict:
 
 def cmd_status(args) -> None:
     from bench.executors import cell_states, counts
-    from bench.progress import summary
+    from bench.progress import activity_line, summary
 
     sweep, store = _load(args)
     store.records()  # reads the record index, so that each cell's status is a stat, not a parse
@@ -356,6 +359,9 @@ def cmd_status(args) -> None:
             lines.append(line + "\n")
         sys.stdout.writelines(lines)
     print(f"{sweep.name}: {summary(counts(states), len(sweep.cells))}")
+    now = activity_line(store.runs_dir)
+    if now:
+        print(f"{sweep.name}: {now}")
 
 
 def _where_and_how_long(result: dict, per_metric: bool) -> str:

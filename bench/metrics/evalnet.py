@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -165,18 +166,23 @@ def _build(dataset, role: str, extra: dict) -> nn.Module:
     return AutoEncoder(dataset.channels, dataset.resolution)
 
 
-def _fit(model: nn.Module, x: torch.Tensor, loss_fn, max_steps: int) -> None:
+def _fit(model: nn.Module, x: torch.Tensor, loss_fn, max_steps: int, label: str) -> None:
+    from bench.progress import task
+
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     steps = 0
-    for _ in range(EPOCHS):
-        for idx in torch.randperm(len(x)).split(64):
-            loss = loss_fn(model, idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            steps += 1
-            if steps >= max_steps:
-                return
+    total = min(max_steps, EPOCHS * math.ceil(len(x) / 64))
+    with task(label, total) as advance:  # minutes on a CPU for image data: say so, and tell `status`
+        for _ in range(EPOCHS):
+            for idx in torch.randperm(len(x)).split(64):
+                loss = loss_fn(model, idx)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                steps += 1
+                advance(steps)
+                if steps >= max_steps:
+                    return
 
 
 def _train(dataset, role: str) -> dict:
@@ -185,27 +191,28 @@ def _train(dataset, role: str) -> dict:
         train = dataset.train_set(imbalance=1, seed=SEED)
         test = dataset.reference_set()
         extra: dict = {}
+        what = f"training the {role} of {dataset.name} (an evaluation network, once per machine)"
         ce = nn.functional.cross_entropy
         if role == "classifier":
             model = _build(dataset, role, extra)
-            _fit(model, train.x, lambda m, i: ce(m(train.x[i]), train.y[i]), MAX_STEPS)
+            _fit(model, train.x, lambda m, i: ce(m(train.x[i]), train.y[i]), MAX_STEPS, what)
         elif role == "aux_classifier":
             if train.aux is None or test.aux is None:
                 return {"unavailable": f"dataset {dataset.name!r} has no auxiliary categorical attribute (Split.aux)"}
             extra["num_aux_classes"] = int(max(train.aux.max(), test.aux.max())) + 1
             model = _build(dataset, role, extra)
-            _fit(model, train.x, lambda m, i: ce(m(train.x[i]), train.aux[i].long()), MAX_STEPS)
+            _fit(model, train.x, lambda m, i: ce(m(train.x[i]), train.aux[i].long()), MAX_STEPS, what)
         elif role == "regressor":
             lo, hi = (float(v) for v in dataset.label_range)
             extra["label_range"] = [lo, hi]
             target = (train.y.float() - lo) / (hi - lo)
             model = _build(dataset, role, extra)
-            _fit(model, train.x, lambda m, i: nn.functional.mse_loss(m(train.x[i])[:, 0], target[i]), MAX_STEPS)
+            _fit(model, train.x, lambda m, i: nn.functional.mse_loss(m(train.x[i])[:, 0], target[i]), MAX_STEPS, what)
         else:
             if dataset.resolution % 4:
                 return {"unavailable": f"the autoencoder needs a resolution divisible by 4, got {dataset.resolution}"}
             model = _build(dataset, role, extra)
-            _fit(model, train.x, lambda m, i: nn.functional.mse_loss(m(train.x[i]), train.x[i]), MAX_STEPS)
+            _fit(model, train.x, lambda m, i: nn.functional.mse_loss(m(train.x[i]), train.x[i]), MAX_STEPS, what)
         model.eval()
         net = EvalNet(role, model, {}, "", extra)
         with torch.no_grad():
