@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM test cluster on this machine, with accounting.
 #
-#   sudo slurm/start-test-cluster.sh     # ~25 s from a fresh machine, idempotent
+#   slurm/start-test-cluster.sh          # as root; ~25 s from a fresh machine, idempotent
 #   ganbench sweep SWEEP --executor slurm --profile test
-#   sudo slurm/stop-test-cluster.sh      # ends exactly the daemons this script started
+#   slurm/stop-test-cluster.sh           # as root; ends exactly the daemons this script started
 #
 # No systemd is needed: the script starts munged, mariadbd (unix socket only,
 # no network), slurmdbd, slurmctld and slurmd itself and keeps their pid files

@@ -184,7 +184,7 @@ def make_executor(profile: dict, folder: Path, job_name: str):
 
     if shutil.which("sbatch") is None:
         raise UserError(f"{profile['path']}: no `sbatch` on PATH: run on a SLURM login node "
-                        "(or start the test cluster: sudo slurm/start-test-cluster.sh)")  # fmt: skip
+                        "(or start the test cluster, as root: slurm/start-test-cluster.sh)")  # fmt: skip
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile["max_timeouts"])
     executor.update_parameters(**sbatch_parameters(profile, job_name))
     return executor
