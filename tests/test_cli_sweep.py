@@ -49,7 +49,8 @@ def test_report_before_running_counts_missing(tiny):
 
 def test_sweep_runs_then_rerun_skips_everything(tiny):
     proc = ganbench("sweep", "tiny.yaml", cwd=tiny, check=0)
-    assert "leaderboard: " in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]  # the sweep's last line names both the tables and the page
+    assert last == "leaderboard: results/tiny/leaderboard.md (page: results/tiny/leaderboard.html)"
     runs = tiny / "results/runs/tiny"
     results = sorted(runs.glob("*/result.json"))
     assert len(results) == 5

@@ -170,7 +170,8 @@ def test_compare_prints_differences_with_interval_and_p(swept):
     proc = ganbench("compare", "rep.yaml", "--baseline", "gan", cwd=swept, check=0)
     assert "Difference from gan" in proc.stdout and "digits ρ=1" in proc.stdout
     lsgan = next(ln for ln in proc.stdout.splitlines() if ln.strip().startswith("lsgan") and "p=" in ln)
-    assert re.search(r"[+-][0-9.e+-]+\s+\[[-0-9.e+]+, [-0-9.e+]+\]\s+p=[0-9.e-]+\s+n=2 vs 2", lsgan)
+    assert re.search(r"[+-][0-9.e+-]+\s+\[[-0-9.e+]+, [-0-9.e+]+\]\s+p=([0-9.e-]+) Holm=([0-9.e-]+)\s+n=2 vs 2", lsgan)
+    assert "Holm's step-down, as the leaderboard's bold" in proc.stdout
     assert "(needs 2 seeds each)" in proc.stdout  # wgan-gp at ρ=10 has one seed
     bad = ganbench("compare", "rep.yaml", "--baseline", "gna", cwd=swept, check=2)
     assert bad.stderr.strip().count("\n") == 0 and "did you mean 'gan'" in bad.stderr
