@@ -317,3 +317,59 @@ def test_hostile_damage_stays_in_its_cell_and_the_sweep_repairs_it(hostile, case
         assert len({r["training_id"] for r in records}) == MANY  # one training run per cell: each counts once
         expected_total = sum(r["timings"]["train_s"] + r["timings"]["sample_s"] + r["timings"]["eval_s"] for r in records)
         assert sweep_total(cells_frame(records))["total"] == pytest.approx(expected_total)
+
+
+def test_report_never_embeds_a_file_from_outside_the_results_folder(finished, tmp_path):
+    """A record's `files.samples.png` that is absolute, a `training_id` of `../..`, a
+    samples.png that links out: the page embeds the cell's own picture or none, never the file."""
+    import base64
+
+    secret = b"\x89PNG top secret " + os.urandom(16).hex().encode()
+    roots = {}
+    for case in ("absolute-files-path", "training-id-leads-out", "samples-link-leads-out"):
+        root = tmp_path / case
+        shutil.copytree(finished, root)
+        (root / "outside").mkdir()
+        (root / "outside/samples.png").write_bytes(secret)
+        store = Store(root / "results", "dmg")
+        first = min(load_sweep(root / "s.yaml").cells, key=lambda c: c["config"]["seed"])  # the one the page shows
+        result = store.cell_dir(first["id"]) / "result.json"
+        record = json.loads(result.read_text())
+        if case == "absolute-files-path":
+            record["files"] = {"samples.png": str(root / "outside/samples.png")}
+        elif case == "training-id-leads-out":
+            record["training_id"] = "../../../../outside"
+        else:
+            (store.cell_dir(first["id"]) / "samples.png").unlink()
+            (store.cell_dir(first["id"]) / "samples.png").symlink_to(root / "outside/samples.png")
+        result.write_text(json.dumps(record))
+        roots[case] = root
+    runs = ganbench_batch([["report", root / "s.yaml", "--results", root / "results"] for root in roots.values()])
+    for (case, root), run in zip(roots.items(), runs):
+        assert run["rc"] == 0, (case, run["stderr"][-2000:])
+        page = (root / "results/dmg/leaderboard.html").read_text()
+        assert base64.b64encode(secret).decode()[:40] not in page, f"{case}: a file outside the results folder was embedded"
+        if case == "absolute-files-path":
+            assert "data:image/png;base64," in page  # the cell's own picture instead
+
+
+def test_reading_commands_need_no_write_access(finished, tmp_path):
+    """`status` and `plan` on a folder the reader cannot write (a teammate's group-shared
+    folder, a read-only mount): before, opening an unfinished cell's lock for writing failed."""
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be simulated")
+    wrapper = ("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all") if os.geteuid() == 0 else ()
+    root, store, (hurt, other) = _copy(finished, tmp_path)
+    (store.cell_dir(hurt["id"]) / "result.json").unlink()  # unfinished: its lock is looked at
+    assert (store.cell_dir(hurt["id"]) / "lock").exists()
+    paths = sorted((root / "results").rglob("*"), key=lambda p: -len(p.parts))
+    try:
+        for path in [*paths, root / "results"]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        for command in (["status", "s.yaml", "--cells"], ["plan", "s.yaml"]):
+            proc = _cli(command, root, wrapper)
+            assert proc.returncode == 0 and "Permission denied" not in proc.stderr, (command, proc.stderr[-2000:])
+        assert "pending" in proc.stdout or "pending" in _cli(["status", "s.yaml"], root, wrapper).stdout
+    finally:
+        for path in [root / "results", *reversed(paths)]:
+            path.chmod(0o755 if path.is_dir() else 0o644)

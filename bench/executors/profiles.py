@@ -27,7 +27,7 @@ PROFILE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "gpus_per_task": (int, "an integer >= 0"),
     "cpus_per_task": (int, "an integer >= 1"),
     "cells_per_gpu": (int, "an integer from 1 to 64 (cells run at once on each GPU of a task, each its own process)"),
-    "mem_gb": ((int, float), "a number of GB > 0 and at most 1,048,576"),
+    "mem_gb": ((int, float), "a number of GB > 0"),
     "time_min": (int, "a time limit in minutes >= 1"),
     "array_parallelism": (int, "an integer >= 1 (array tasks running at once, sbatch --array=...%N)"),
     "signal_delay_s": (int, "seconds >= 0 between the checkpoint signal and the time limit"),
@@ -115,7 +115,9 @@ def _check_field(prefix: str, key: Any, value: Any) -> None:
     if ok and key == "sbatch":  # each becomes one `#SBATCH --key=value` line
         ok = all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items())
     if not ok:
-        at_most = f" (at most {MAXIMUM[key]:,})" if key in MAXIMUM and key != "cells_per_gpu" else ""
+        most = MAX_MEM_GB if key == "mem_gb" else MAXIMUM.get(key) if key != "cells_per_gpu" else None
+        over = most is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and not value <= most
+        at_most = f" of at most {most:,}" if over else ""
         raise UserError(f"{prefix}: must be {description}{at_most}, got {shown(value)}")
 
 

@@ -106,7 +106,7 @@ class SlurmExecutor(Executor):
                         chunk = packs[start:start + MAX_ARRAY]
                         said = io.StringIO()  # submitit prints sbatch's refusal too: it goes into the one line
                         try:
-                            with executor.batch(), contextlib.redirect_stderr(said):
+                            with contextlib.redirect_stderr(said), executor.batch():  # batch() submits as it ends
                                 jobs = [executor.submit(CellRunner(), pack) for pack in chunk]
                         except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
                             # sbatch exiting non-zero raises FailedJobError (its stderr as the message)
@@ -186,9 +186,10 @@ def _note_submitted(store: Store, cell: dict, job_id: str, profile: str, folder:
 def make_executor(profile: dict, folder: Path, job_name: str):
     import submitit
 
-    if shutil.which("sbatch") is None:
-        raise UserError(f"{profile['path']}: no `sbatch` on PATH: run on a SLURM login node "
-                        "(or start the test cluster: sudo slurm/start-test-cluster.sh)")  # fmt: skip
+    for command in ("sbatch", "srun"):  # submitit needs both (it raises a RuntimeError without srun)
+        if shutil.which(command) is None:
+            raise UserError(f"{profile['path']}: no `{command}` on PATH: run on a SLURM login node "
+                            "(or start the test cluster: sudo slurm/start-test-cluster.sh)")  # fmt: skip
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile["max_timeouts"])
     executor.update_parameters(**sbatch_parameters(profile, job_name))
     return executor
