@@ -528,7 +528,7 @@ def shape_problem(name: str, obj: dict) -> str | None:
         if key in obj and not (isinstance(obj[key], str) and _HEX_ID.fullmatch(obj[key])):
             return f"{key} {str(obj[key])[:40]!r} is not a cell id (hexadecimal)"
     for key in ("config", "metrics", "timings", "train", "data", "method_info", "evaluator", "environment", "files"):
-        if key in obj and not isinstance(obj[key], dict):
+        if obj.get(key) is not None and not isinstance(obj[key], dict):  # null: readers take it as {}
             return f"{key} is not a JSON object"
     if name == "train.json" or name == "cell.json":
         if not isinstance(obj.get("config"), dict):

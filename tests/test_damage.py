@@ -344,7 +344,7 @@ def test_report_never_embeds_a_file_from_outside_the_results_folder(finished, tm
             (store.cell_dir(first["id"]) / "samples.png").symlink_to(root / "outside/samples.png")
         result.write_text(json.dumps(record))
         roots[case] = root
-    runs = ganbench_batch([["report", root / "s.yaml", "--results", root / "results"] for root in roots.values()])
+    runs = ganbench_batch([["report", root / "s.yaml", "--results", root / "results"] for root in roots.values()], cwd=tmp_path)
     for (case, root), run in zip(roots.items(), runs):
         assert run["rc"] == 0, (case, run["stderr"][-2000:])
         page = (root / "results/dmg/leaderboard.html").read_text()
