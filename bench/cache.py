@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 
 def cache_dir(*parts: str) -> Path:
@@ -47,3 +48,25 @@ def build_once(path: Path, write: Callable[[Path], None]) -> Path:
             finally:
                 tmp.unlink(missing_ok=True)
     return path
+
+
+def load_once(path: Path, write: Callable[[Path], None], load: Callable[[Path], Any]) -> Any:
+    """`load(path)` of the cache file `build_once` makes. A file that `load`
+    finds damaged (raises bench.store.Damaged: a cut file, a bad pickle) is
+    set aside as `<name>.corrupt-<time>`, said on stderr with its path, and
+    built again once; damage the second time is raised."""
+    from bench.store import Damaged, set_aside
+
+    build_once(path, write)
+    try:
+        return load(path)
+    except Damaged as exc:
+        with file_lock(path.with_name(path.name + ".lock")):
+            try:
+                load(path)  # another process may have rebuilt it meanwhile
+            except Damaged:
+                moved = set_aside(path, exc.reason) if path.exists() else None
+                print(f"ganbench: the cache file {path} cannot be read ({exc.reason}); "
+                      f"{'set aside as ' + moved['moved_to'] + ', ' if moved else ''}made again", file=sys.stderr)  # fmt: skip
+    build_once(path, write)
+    return load(path)

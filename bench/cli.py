@@ -437,9 +437,29 @@ def run() -> int:
     """
     if sys.argv[1:2] and sys.argv[1] in READING_COMMANDS:
         gc.set_threshold(10_000, 50, 100)
+    from bench.registry import guard_os_exit
+
+    guard_os_exit()  # a plugin thread's os._exit says so and exits non-zero
     code = main()
     gc.freeze()
+    _exit_past_plugin_threads(code)
     return code
+
+
+def _exit_past_plugin_threads(code: int) -> None:
+    """Exit now if threads that are not daemons still run (a plugin started one
+    at import that never ends): Python would wait for them forever."""
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        import atexit
+
+        atexit._run_exitfuncs()  # what a normal exit runs, then out without joining the threads
+        sys.stdout.flush()
+        sys.stderr.flush()
+        from bench.registry import _REAL_EXIT
+
+        _REAL_EXIT(code)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import pickle
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -82,12 +85,26 @@ def _holds(folder: Path, files: tuple[str, ...]) -> bool:
     return all((folder / f).is_file() for f in files)
 
 
+def _why_not(root: Path, source: Source) -> str:
+    if not os.path.lexists(root):
+        return "does not exist"
+    if not root.is_dir():
+        from bench.store import _kind  # what is there instead: a FIFO, a device, a file
+
+        mode = os.stat(root).st_mode
+        return f"is {_kind(mode) if not stat.S_ISREG(mode) else 'a file'}, not a folder"
+    return f"holds neither {', '.join(source.files)} nor a {source.name}/ folder with them"
+
+
 def locate(source: Source, root: str | Path | None = None, dataset: str | None = None) -> Path:
     """The first folder that holds every file of `source` (see the module docstring); `dataset`
     is the sweep's name for the data set, for the error that says how to get the files."""
     tried = candidate_folders(source, root)
-    for folder in tried:
+    for i, folder in enumerate(tried):
         if _holds(folder, source.files):
+            if root and i >= 2:  # the folder the sweep named was passed over: say so, and why
+                print(f"ganbench: warning: {dataset or source.name}: the given root {root} {_why_not(Path(root), source)}; "
+                      f"using {folder}", file=sys.stderr)  # fmt: skip
             return folder
     note = ""
     if source.download is not None:
@@ -138,24 +155,45 @@ def torchvision_download(cls_name: str, subfolder: str) -> Callable[[Path], Path
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_IDX_BYTES = 1 << 30  # 1 GiB decoded: EMNIST's largest split is 0.55 GB; a gzip bomb stops here
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (LeCun's MNIST format), gzipped or not, as a NumPy array."""
+    """An IDX file (LeCun's MNIST format), gzipped or not, as a NumPy array.
+
+    Read in two steps: the header, then exactly the bytes it announces (at
+    most MAX_IDX_BYTES), so a gzip bomb posing as IDX costs no more than that.
+    """
+    from bench.store import Damaged, open_regular
+
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    is_gzip = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{path}: cannot read it as {'gzip' if opener is gzip.open else 'a file'} ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise UserError(f"{path}: not an IDX file (the magic number must be 0x0000 + a type byte + a rank byte)")
-    dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise UserError(f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+        with open_regular(path, 1 << 62, follow=True) as plain:  # a regular file: a FIFO would hang
+            if plain is None:
+                raise FileNotFoundError(2, "No such file or directory", str(path))
+            handle = gzip.GzipFile(fileobj=plain, mode="rb") if is_gzip else plain
+            raw = handle.read(4)
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+                raise UserError(f"{path}: not an IDX file (the magic number must be 0x0000 + a type byte + a rank byte)")
+            dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
+            dims = handle.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise UserError(f"{path}: IDX header cut short (rank {ndim})")
+            shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4", count=ndim))
+            expected = math.prod(shape) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise UserError(f"{path}: IDX header says shape {shape} ({expected:,} bytes), more than the "
+                                f"{MAX_IDX_BYTES:,} bytes a data file may hold")  # fmt: skip
+            body = handle.read(expected + 1)  # one more: a longer file is refused below
+    except Damaged as exc:
+        raise UserError(f"{path}: cannot read it: {exc.reason}") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise UserError(f"{path}: cannot read it as {'gzip' if is_gzip else 'a file'} ({exc})") from None
+    if len(body) != expected:
+        held = f"{len(body)}" if len(body) <= expected else "more"
+        raise UserError(f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds {held}")
+    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
 class _ArrayUnpickler(pickle.Unpickler):

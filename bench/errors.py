@@ -39,3 +39,10 @@ def os_error_line(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     name = errno.errorcode.get(exc.errno, "?") if exc.errno else "?"
     return f"{where}{exc.strerror or exc} (errno {exc.errno} {name})"
+
+
+def error_line(exc: BaseException, width: int = 200) -> str:
+    """'<Type>: <first line of its message>', or just the type when the message is empty
+    (torch's EOFError('') of an empty file): an exception in one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0][:width]}" if lines else type(exc).__name__

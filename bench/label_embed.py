@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.cache import build_once, cache_dir
+from bench.cache import cache_dir, load_once
+from bench.train import load_tensors
 
 DIM_EMBED = 128
 RECIPE = "ili-v1"
@@ -167,6 +168,5 @@ def embedding(dataset, imbalance: float, seed: int, y: torch.Tensor, x: torch.Te
         torch.save({"y2h": state, "facts": facts}, buffer)
         tmp.write_bytes(buffer.getvalue())
 
-    build_once(path, write)
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_once(path, write, lambda p: load_tensors(p, ("y2h", "facts")))
     return saved["y2h"], {**saved["facts"], "cache": path.name}

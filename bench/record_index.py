@@ -95,9 +95,11 @@ def _usable(entry) -> bool:
 
 def load(runs_dir: Path) -> dict[str, list]:
     """cell id -> [stat key, summary] as last kept; {} when there is no usable index."""
-    try:
-        data = json.loads((runs_dir / INDEX_NAME).read_bytes())
-    except (OSError, ValueError, UnicodeDecodeError):
+    from bench.store import Damaged, read_bounded, shape_problem
+
+    try:  # bounded, never a FIFO or a link: a damaged index is only no index
+        data = json.loads(read_bounded(runs_dir / INDEX_NAME) or b"null")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, Damaged):
         return {}
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("cells"), dict):
         return {}
@@ -112,6 +114,8 @@ def load(runs_dir: Path) -> dict[str, list]:
                 record["environment"] = environments[record["environment"]]
             except (TypeError, IndexError):
                 continue
+        if shape_problem("result.json", record):
+            continue  # an index edited by hand: the record is read again (and judged) from its own file
         cells[cell_id] = entry
     return cells
 

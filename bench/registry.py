@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import threading
 import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -291,9 +292,51 @@ def _guarded(load: Callable[[], Any], what: str, origin: str | None = None) -> A
         lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == origin]
         at = f" (line {lines[-1]})" if lines else ""
         if isinstance(exc, SystemExit):
-            error = f"it called sys.exit({exc.code!r})"
+            error = f"it called {exc}" if isinstance(exc, OsExitCalled) else f"it called sys.exit({exc.code!r})"
         else:
             text = str(exc).strip().splitlines()
             error = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
         error = error if len(error) <= 300 else f"{error[:300]}..."
         raise UserError(f"{what} failed to import{at}: {error}") from exc
+
+
+class OsExitCalled(SystemExit):
+    """`os._exit(code)` called by plugin code in the thread that runs it (see
+    `guard_os_exit`): raised instead, so the caller records what happened."""
+
+    def __str__(self) -> str:
+        return f"os._exit({self.code!r})"
+
+
+_REAL_EXIT = os._exit
+_GUARD_PID: int | None = None
+
+
+def guard_os_exit() -> None:
+    """Make `os._exit` in this process (plugin code: a method's `train_step`, a
+    thread started at import) say so instead of ending ganbench silently.
+
+    In the main thread it raises `OsExitCalled` (a SystemExit): the runner
+    records the cell as failed, the plugin loader names the file. In another
+    thread, which cannot be stopped from outside, it writes one line naming
+    the thread and exits non-zero (1 for os._exit(0): cells may be pending).
+    Processes forked from this one exit as asked.
+    """
+    global _GUARD_PID
+    _GUARD_PID = os.getpid()
+    os._exit = _guarded_exit
+
+
+def _guarded_exit(code: int) -> None:
+    if os.getpid() != _GUARD_PID:
+        _REAL_EXIT(code)
+    thread = threading.current_thread()
+    if thread is threading.main_thread():
+        raise OsExitCalled(code)
+    message = (f"ganbench: error: thread {thread.name!r} (plugin code) called os._exit({code!r}); ganbench stopped "
+               "with it; rerun the same command to resume the cells left pending\n")  # fmt: skip
+    try:
+        sys.stdout.flush()
+        os.write(2, message.encode(errors="replace"))
+    finally:
+        _REAL_EXIT(code if isinstance(code, int) and code else 1)

@@ -23,7 +23,6 @@ store, so the same call serves the debug, local and SLURM executors.
 from __future__ import annotations
 
 import io
-import json
 import os
 import platform
 import socket
@@ -40,9 +39,10 @@ import torch
 from bench.data import dataset_for
 from bench.errors import is_machine_fault
 from bench.metrics.base import EvalContext
-from bench.registry import BUILTIN_ROOT, METHODS, METRICS, REPO_ROOT, load_plugins
+from bench.registry import BUILTIN_ROOT, METHODS, METRICS, REPO_ROOT, OsExitCalled, guard_os_exit, load_plugins
 from bench.spec import training_config
-from bench.store import BLOCKED, TRAINED, Damaged, Store, atomic_path, atomic_write, set_aside, write_json
+from bench.store import (BLOCKED, TRAINED, Damaged, Store, atomic_path, atomic_write, read_json, remove_leftovers, set_aside,
+                         write_json)
 from bench.threads import limit_gpu_memory, limit_threads
 from bench.train import STOP, ConfigMismatch, Diverged, Interrupted, load_tensors, seed_everything, train
 
@@ -55,7 +55,12 @@ class CellRefused(Exception):
 
 def run_cells(cells: list[dict]) -> list[str]:
     """Run cells one after another in this process; returns their statuses."""
+    guard_os_exit()  # a method calling os._exit fails its cell instead of ending the worker unexplained
     return [run_cell(cell) for cell in cells]
+
+
+def _exit_call(exc: SystemExit) -> str:
+    return str(exc) if isinstance(exc, OsExitCalled) else f"sys.exit({exc.code!r})"
 
 
 _TRAINING = False
@@ -92,6 +97,7 @@ def run_cell(cell: dict) -> str:
         if not claimed:
             return "running elsewhere"
         moved = store.repair(cell["id"])  # an unreadable result.json / cell.json goes aside, the cell runs again
+        remove_leftovers(folder)  # a process killed mid-write left its temporary file; the lock says none writes now
         existing = store.result(cell["id"])
         if existing is not None and not _redo(existing["status"], runtime):
             return existing["status"]
@@ -102,7 +108,8 @@ def run_cell(cell: dict) -> str:
             return BLOCKED  # its upstream runs are not all trained: nothing is written, the store says why
         runtime["upstream_dirs"] = {name: str(store.training_dir(tid)) for name, tid in (upstream or {}).items()}
         cell_json = folder / "cell.json"
-        if cell_json.exists() and json.loads(cell_json.read_text())["config"] != cell["config"]:
+        written = read_json(cell_json, "config")  # readable: `repair` set a damaged one aside
+        if written is not None and written["config"] != cell["config"]:
             raise CellRefused(f"{folder} holds a different config than cell {cell['id']}; move that folder away to rerun")
         write_json(cell_json, cell)
         try:
@@ -142,6 +149,7 @@ def train_stage(cell: dict, store: Store) -> tuple[dict, bool, dict | None]:
     config = training_config(cell["config"])
     folder = store.training_dir(cell["training_id"])
     with store.claim_training(cell["training_id"]):
+        remove_leftovers(folder)
         moved: list[dict] = []
         try:
             existing = store.training(cell["training_id"])
@@ -199,6 +207,8 @@ def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
         record.update(status="diverged", diverged_at_step=exc.step, error=str(exc))
     except (ConfigMismatch, Interrupted):
         raise
+    except SystemExit as exc:  # sys.exit / os._exit in a method's code: the cell failed, and says so (the worker goes on)
+        record.update(status="failed", error=traceback.format_exc() + f"SystemExit: the method's code called {_exit_call(exc)}\n")
     except Exception as exc:
         if is_machine_fault(exc):
             raise  # a full disk is no result of the cell: nothing is recorded, the next run redoes it
@@ -266,6 +276,8 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool, state
         record["status"] = "done"
     except Interrupted:
         raise
+    except SystemExit as exc:
+        record.update(status=TRAINED, error=traceback.format_exc() + f"SystemExit: the method's code called {_exit_call(exc)}\n")
     except Exception as exc:
         if is_machine_fault(exc):
             raise

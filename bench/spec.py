@@ -39,11 +39,12 @@ import math
 import os
 import pickle
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError, shown
+from bench.errors import UserError, error_line, shown
 from bench.registry import DATASETS, METHODS, METRICS, load_plugins
 from bench.yamlsafe import load_file
 
@@ -229,7 +230,7 @@ def load_sweep(
     refused before its matrix is expanded.
     """
     path = Path(path)
-    if not os.path.isfile(path):  # False, not an OSError, for a name too long for the filesystem
+    if not os.path.exists(path):  # False, not an OSError, for a name too long for the filesystem
         raise UserError(f"{shown(str(path), 200, quote=False)}: no such sweep file")
     raw = load_file(path, "sweep file")  # bounded, strict YAML (bench.yamlsafe)
     check = _Checker(path)
@@ -240,6 +241,8 @@ def load_sweep(
         if required not in raw:
             check.fail(required, "is required")
     name = check.name(raw["name"], "name")
+    if name == "runs":  # results/runs/ holds every sweep's cells; the report goes to results/<name>/
+        check.fail("name", "'runs' is the results folder's own folder of cells; choose another name")
     description = raw.get("description", "")
     if not isinstance(description, str):
         check.fail("description", f"must be a string, got {_type(description)}")
@@ -258,7 +261,7 @@ def load_sweep(
         check.name(k, "budgets")  # a profile's name becomes part of the sweep's name
         check.mapping(profile, f"budgets.{k}", BUDGET_PROFILE_KEYS)
         _settings(profile.get("defaults", {}), f"budgets.{k}.defaults", check, DATASET_SETTING_KEYS)
-        _override_blocks(profile.get("overrides", {}), f"budgets.{k}.overrides", check)
+        _check_rows(*_override_blocks(profile.get("overrides", {}), f"budgets.{k}.overrides", check), f"budgets.{k}.overrides", check)
     raw_defaults, raw_overrides = raw.get("defaults", {}), raw.get("overrides", {})
     if budget is not None:
         if budget not in profiles:
@@ -269,6 +272,7 @@ def load_sweep(
         raw_overrides = _merge(check.mapping(raw_overrides, "overrides"), profiles[budget].get("overrides", {}))
     defaults = _settings(raw_defaults, "defaults", check, DATASET_SETTING_KEYS)
     by_dataset, by_method = _override_blocks(raw_overrides, "overrides", check)
+    _check_rows(by_dataset, by_method, "overrides", check)
 
     resolver = _Resolver(defaults, by_dataset, by_method)
     cells = [_cell(resolver.config(combo, check), name, plugin_dirs) for combo in combos]
@@ -350,7 +354,10 @@ def _with_upstreams(cells: list[dict], resolver: _Resolver, check: _Checker) -> 
 def _needs_of(config: dict, check: _Checker) -> dict[str, dict]:
     """A row's `Method.needs(config)`, checked: {name: {"method": row, "config": {...}}}."""
     row = config["method"]
-    needs = METHODS.get(row).needs(config)
+    try:
+        needs = METHODS.get(row).needs(config)
+    except Exception as exc:  # a plugin's bug: one line naming the row, not a traceback
+        check.fail("", f"method {row!r}: needs() raised {error_line(exc)}")
     where = f"method {row!r}: needs() returned"
     if not isinstance(needs, dict):
         check.fail("", f"{where} {_type(needs)}; it must return a mapping name -> {{method, config}}")
@@ -392,7 +399,7 @@ def max_cells_limit() -> int:
     text = os.environ.get(MAX_CELLS_ENV, "").strip()
     if not text:
         return MAX_CELLS
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit() and len(text) <= 30) or int(text) < 1:  # '²' is a digit to isdigit
         raise UserError(f"${MAX_CELLS_ENV}={shown(text)}: must be a positive integer (the most cells a sweep may have)")
     return int(text)
 
@@ -416,6 +423,27 @@ def _override_blocks(value: Any, key: str, check: _Checker) -> tuple[dict, dict]
         for opt, problem in DATASETS.get(k).option_problems(block.get("options", {})):
             check.fail(f"{key}.dataset.{k}.options.{opt}", problem)
     return by_dataset, by_method
+
+
+def _check_rows(by_dataset: dict, by_method: dict, key: str, check: _Checker) -> None:
+    """Check what an override block says of each row and dataset it names, whether
+    or not the matrix has them (the cells' resolution checks the rest in
+    context): a method's hyperparameter names and values, a dataset's metrics.
+    A typo for a row not in this matrix (or a budget not used now) is caught too."""
+    for row, block in by_method.items():
+        method = METHODS.get(row)
+        for k in block.get("hp", {}):
+            if k not in method.hp:
+                known = ", ".join(method.hp) or "none"
+                check.fail(f"{key}.method.{row}.hp.{k}", f"method {row!r} has no hyperparameter {shown(k)} (it has: {known})")
+        for k, problem in method.hp_problems({**method.hp, **block.get("hp", {})}):
+            check.fail(f"{key}.method.{row}.hp.{k}", problem)
+    for name, block in by_dataset.items():
+        dataset = DATASETS.get(name)
+        for i, m in enumerate(block.get("metrics", [])):
+            if not METRICS.get(m).applies_to(dataset):
+                check.fail(f"{key}.dataset.{name}.metrics[{i}]",
+                           f"metric {m!r} does not apply to dataset {name!r} ({METRICS.get(m).requirement})")
 
 
 def _axis_values(value: Any, key: str, axis: str, check: _Checker) -> list:
@@ -472,7 +500,9 @@ def _expand(raw: dict, check: _Checker, max_cells: int) -> list[dict]:
         if not entry:
             check.fail(f"exclude[{i}]", "is empty: it would exclude every cell")
         rules.append({a: set(_axis_values(v, f"exclude[{i}].{a}", a, check)) for a, v in entry.items()})
-    combos = _drop_excluded(combos, rules)
+    combos = _drop_excluded(combos, rules, unused := [])
+    for i in unused:  # not an error (a rule may be kept for a matrix that grows again), but said
+        print(f"ganbench: warning: {check.path}: exclude[{i}] matches no cell of the matrix", file=sys.stderr)
 
     unique = list({json.dumps(c, sort_keys=True): c for c in combos}.values())
     if not unique:
@@ -480,7 +510,7 @@ def _expand(raw: dict, check: _Checker, max_cells: int) -> list[dict]:
     return unique
 
 
-def _drop_excluded(combos: list[dict], rules: list[dict[str, set]]) -> list[dict]:
+def _drop_excluded(combos: list[dict], rules: list[dict[str, set]], unused: list[int] | None = None) -> list[dict]:
     """The combos that no rule matches (a rule matches when each axis it names holds the cell's value).
 
     Looping over rules for every cell costs cells x rules (100,000 x 1,000 took
@@ -506,7 +536,15 @@ def _drop_excluded(combos: list[dict], rules: list[dict[str, set]]) -> list[dict
             bits &= listed.get(combo[a], 0) | wildcard
         return bits
 
-    return [c for c in combos if not matched(c)]
+    kept, hit = [], 0
+    for c in combos:
+        bits = matched(c)
+        hit |= bits
+        if not bits:
+            kept.append(c)
+    if unused is not None:  # the rules that matched no cell (their bit never set)
+        unused.extend(i for i in range(len(rules)) if not hit >> i & 1)
+    return kept
 
 
 def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -> dict:
@@ -542,6 +580,8 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
         for i, m in enumerate(metrics):
             if not isinstance(m, str) or m not in METRICS:
                 check.fail(f"{key}.metrics[{i}]", METRICS.unknown_message(m))
+            if m in metrics[:i]:  # a second name would make another cell id for the same computation
+                check.fail(f"{key}.metrics[{i}]", f"repeats metric {m!r} (metrics[{metrics.index(m)}])")
     if "hp" in block:
         check.mapping(block["hp"], f"{key}.hp")
     if "options" in block:
@@ -647,6 +687,8 @@ def _dataset_options(name: str, dataset: type, options: dict, by_dataset: dict, 
     for k, value in options.items():
         if dataset.options[k].path:
             paths[k] = str(check.folder(value, where(k)))
+            if os.path.exists(paths[k]) and not os.path.isdir(paths[k]):  # a file, a FIFO, /dev/zero: never a data folder
+                check.fail(where(k), f"{shown(paths[k], 200, quote=False)} is not a folder; give the folder that holds the data files")
         elif value != dataset.options[k].default:
             settings[k] = value
     return settings, paths
@@ -670,12 +712,18 @@ def _references(value: Any, profiles: dict, check: _Checker) -> list[dict]:
             if not isinstance(entry[axis], str) or entry[axis] not in registry:
                 check.fail(f"{key}.{axis}", registry.unknown_message(entry[axis]))
         rho = check.ranged(entry["imbalance"], f"{key}.imbalance", RANGES["imbalance"])
-        check.ranged(entry["value"], f"{key}.value", Range(-math.inf, math.inf, integer=False))
+        value = check.ranged(entry["value"], f"{key}.value", Range(-math.inf, math.inf, integer=False))
+        if not math.isfinite(value):
+            check.fail(f"{key}.value", f"must be a finite number, got {shown(value)}")
+        metric, dataset = METRICS.get(entry["metric"]), DATASETS.get(entry["dataset"])
+        if not metric.applies_to(dataset):
+            check.fail(f"{key}.metric", f"metric {entry['metric']!r} does not apply to dataset {entry['dataset']!r} "
+                       f"({metric.requirement})")  # fmt: skip
         if not isinstance(entry["source"], str) or not entry["source"].strip():
             check.fail(f"{key}.source", "must name where the number is printed (paper, table, setting)")
-        if "budget" in entry and entry["budget"] not in profiles:
+        if "budget" in entry and not (isinstance(entry["budget"], str) and entry["budget"] in profiles):
             known = ", ".join(map(str, profiles)) or "none (the sweep has no `budgets:` section)"
-            check.fail(f"{key}.budget", f"no budget profile {entry['budget']!r}; the sweep has: {known}")
+            check.fail(f"{key}.budget", f"no budget profile {shown(entry['budget'])}; the sweep has: {known}")
         ref = {**entry, "imbalance": int(rho) if float(rho).is_integer() else float(rho), "value": float(entry["value"])}
         ident = (ref["row"], ref["dataset"], ref["imbalance"], ref["metric"], ref.get("budget"))
         if ident in seen:

@@ -30,9 +30,13 @@ umask (0644 under umask 022), never 0600.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import io
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 import zipfile
@@ -52,6 +56,11 @@ CORRUPT = "corrupt"  # a file of the cell cannot be read (Store.damage); the nex
 # Method.needs) have not all been trained: not yet, or they failed, diverged or
 # are damaged (Store.blocked says which and why). Never a result.json status.
 BLOCKED = "blocked"
+TRAINING_STATUSES = (TRAINED, "diverged", "failed")  # a train.json status
+
+# Size bounds of what is read from a results folder (every file there is untrusted):
+MAX_JSON_BYTES = 64 << 20  # a record is a few KB; an index of 100,000 cells is tens of MB
+MAX_TORCH_BYTES = 64 << 30  # checkpoints and generators: the largest network, with room
 
 
 class Damaged(Exception):
@@ -60,6 +69,80 @@ class Damaged(Exception):
     def __init__(self, path: Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = Path(path), reason
+
+
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+@contextmanager
+def open_regular(path: Path, limit: int, follow: bool = False) -> Iterator[io.BufferedReader | None]:
+    """The one way to open a file of a results folder (or any file a user hands
+    over) for reading: a regular file of at most `limit` bytes, else Damaged
+    saying what is there; None when there is none.
+
+    Never blocks on a FIFO (O_NONBLOCK), never follows a symbolic link at the
+    last step (O_NOFOLLOW: a link could lead out of the folder or to
+    /dev/zero; `follow=True` for a file the user named), never needs write
+    access. A file where a folder of the path should be is Damaged naming that file.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW) | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    except NotADirectoryError:
+        raise Damaged(_blocking_file(path), "a file where a folder should be") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Damaged(path, "a symbolic link (links in a results folder are not followed)") from None
+        if exc.errno == errno.ENXIO:  # a socket
+            raise Damaged(path, "a socket, not a file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # before fdopen, which refuses a folder with its own error
+            raise Damaged(path, f"{_kind(st.st_mode)}, not a file")
+        if st.st_size > limit:
+            raise Damaged(path, f"larger than {limit:,} bytes ({st.st_size:,})")
+        os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def read_bounded(path: Path, limit: int = MAX_JSON_BYTES) -> bytes | None:
+    """The bytes of the regular file `path` (see `open_regular`), None if absent; raises Damaged."""
+    with open_regular(path, limit) as handle:
+        if handle is None:
+            return None
+        data = handle.read(limit + 1)  # a file that grew since fstat is still bounded
+    if len(data) > limit:
+        raise Damaged(path, f"larger than {limit:,} bytes")
+    return data
+
+
+def _lstat_mode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _blocking_file(path: Path) -> Path:
+    """The first component of `path` that exists and is not a folder."""
+    for parent in reversed(path.parents):
+        if os.path.lexists(parent) and not os.path.isdir(parent):
+            return parent
+    return path
 
 
 @contextmanager
@@ -112,9 +195,18 @@ def write_json(path: Path, obj: dict) -> None:
 
 @contextmanager
 def _flock(path: Path, wait: bool) -> Iterator[bool]:
-    """Hold an exclusive flock on `path`; yields False (without waiting) if another holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    """Hold an exclusive flock on `path`; yields False (without waiting) if another holds it.
+
+    The lock file is opened without following a link (a dangling one would
+    create its target outside the results folder) and without blocking (a
+    FIFO); anything there but a regular file is set aside and a new lock made.
+    """
+    folder = path.parent
+    if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
+        _set_aside_quietly(folder, "not a folder of this results folder")  # a file, or a link that could lead out
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = _open_lock(path)
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -126,11 +218,52 @@ def _flock(path: Path, wait: bool) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_LOCK_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_lock(path: Path):
+    for _ in range(3):  # another process may set the same damaged lock aside at once
+        try:
+            fd = os.open(path, _LOCK_FLAGS, 0o666)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EEXIST):
+                raise
+            reason = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a folder", errno.ENXIO: "a FIFO or socket"}
+            _set_aside_quietly(path, f"{reason.get(exc.errno, 'not a file')}, not a lock file")
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return os.fdopen(fd, "ab")
+        os.close(fd)
+        _set_aside_quietly(path, "not a regular file, not a lock file")
+    raise Damaged(path, "cannot be made a lock file")
+
+
+def _set_aside_quietly(path: Path, reason: str) -> None:
+    try:
+        set_aside(path, reason)
+    except FileNotFoundError:
+        pass  # another process moved it first
+
+
 def _is_locked(path: Path) -> bool:
-    if not path.exists():
+    """Whether a process holds the lock at `path`: opened for reading only
+    (a reader of a shared or read-only folder needs no write access), never
+    following a link, never blocking; anything but a regular file is no lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # absent, a link, a socket, no permission: nobody holds a lock there
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
         return False
-    with _flock(path, wait=False) as got:
-        return not got
+    finally:
+        os.close(fd)
 
 
 class Store:
@@ -235,11 +368,16 @@ class Store:
                 return None
             cell = read_json(folder / "cell.json", "config")
             training_id = (cell or {}).get("training_id")
+            train = None
             if training_id:
                 train = self.training_dir(training_id)
                 read_json(train / "train.json", "status")
                 for name in ("checkpoint.pt", "generator.pt"):
                     check_archive(train / name)
+            for lock in (folder / "lock", *([train / "lock"] if train else [])):
+                mode = _lstat_mode(lock)
+                if mode is not None and not stat.S_ISREG(mode):
+                    raise Damaged(lock, f"{_kind(mode)}, not a lock file")
         except Damaged as exc:
             return f"{os.path.relpath(exc.path, self.runs_dir)}: {exc.reason}"
         return None
@@ -296,7 +434,7 @@ class Store:
         fresh: dict[str, list] = {}
         base = str(self.runs_dir)
         with os.scandir(base) as entries:
-            names = sorted(e.name for e in entries if e.name != TRAIN_DIR and e.is_dir())
+            names = sorted(e.name for e in entries if e.name != TRAIN_DIR and e.is_dir(follow_symlinks=False))
         for name in names:
             path = f"{base}/{name}/result.json"
             key = record_index.stat_key(path)  # before reading: a file replaced meanwhile fails the key next time
@@ -338,10 +476,11 @@ class Store:
 
 
 def read_json(path: Path, required: str) -> dict | None:
-    """A JSON object with the key `required`, or None if there is no file; raises Damaged."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    """A JSON object with the key `required`, or None if there is no file; raises
+    Damaged, also when the object is not of the shape its file holds
+    (`shape_problem`: a result.json, train.json or cell.json)."""
+    data = read_bounded(path)
+    if data is None:
         return None
     if not data.strip():
         raise Damaged(path, "empty")
@@ -349,11 +488,69 @@ def read_json(path: Path, required: str) -> dict | None:
         obj = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise Damaged(path, "not UTF-8 text") from None
-    except ValueError as exc:
-        raise Damaged(path, f"not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise Damaged(path, f"not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(obj, dict) or required not in obj:
         raise Damaged(path, f"not a record of this layout (a JSON object with {required!r})")
+    problem = shape_problem(path.name, obj)
+    if problem:
+        raise Damaged(path, problem)
     return obj
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{6,64}")
+_NUMBER = (int, float)
+
+
+def _number(v) -> bool:
+    return v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool))
+
+
+def shape_problem(name: str, obj: dict) -> str | None:
+    """What is wrong with the shape of a record read from the file `name`
+    (result.json, train.json, cell.json; others are not checked), or None.
+
+    Only the fields the readers use are checked, and only where present, so
+    records of earlier layouts and the index's summaries pass; a record that
+    fails is `corrupt`, never a traceback in `report` or `sweep`.
+    """
+    if name == "result.json":
+        statuses = (*FINISHED, TRAINED)
+    elif name == "train.json":
+        statuses = TRAINING_STATUSES
+    elif name == "cell.json":
+        statuses = None
+    else:
+        return None
+    if statuses is not None and obj.get("status") not in statuses:
+        return f"status {str(obj.get('status'))[:40]!r} is not one of {', '.join(statuses)}"
+    for key in ("id", "training_id"):
+        if key in obj and not (isinstance(obj[key], str) and _HEX_ID.fullmatch(obj[key])):
+            return f"{key} {str(obj[key])[:40]!r} is not a cell id (hexadecimal)"
+    for key in ("config", "metrics", "timings", "train", "data", "method_info", "evaluator", "environment", "files"):
+        if obj.get(key) is not None and not isinstance(obj[key], dict):  # null: readers take it as {}
+            return f"{key} is not a JSON object"
+    if name == "train.json" or name == "cell.json":
+        if not isinstance(obj.get("config"), dict):
+            return "config is not a JSON object"
+    if name == "train.json" and not (isinstance(obj.get("timings"), dict) and isinstance(obj.get("environment"), dict)
+                                     and _number(obj["timings"].get("train_s"))):  # fmt: skip
+        return "timings.train_s or environment is missing"
+    if not all(isinstance(k, str) and _number(v) for k, v in (obj.get("metrics") or {}).items()):
+        return "metrics holds a value that is not a number"
+    timings = obj.get("timings") or {}
+    if not all(_number(timings.get(k)) for k in ("train_s", "eval_s", "sample_s")):
+        return "timings holds a value that is not a number"
+    if not isinstance(timings.get("train_reused", False), bool):
+        return "timings.train_reused is not true or false"
+    repeats = obj.get("eval_repeats", [])
+    if not isinstance(repeats, list) or not all(isinstance(r, dict) and isinstance(r.get("metrics", {}), dict)
+                                                and all(_number(v) for v in r.get("metrics", {}).values())
+                                                for r in repeats):  # fmt: skip
+        return "eval_repeats is not a list of evaluations"
+    if not all(isinstance(v, str) for v in (obj.get("files") or {}).values()):
+        return "files holds a value that is not a path"
+    return None
 
 
 def check_archive(path: Path) -> None:
@@ -361,13 +558,29 @@ def check_archive(path: Path) -> None:
 
     Cheap: only the archive's directory at its end is read, which a cut file lacks.
     """
-    if not path.exists():
-        return
+    with open_regular(path, MAX_TORCH_BYTES) as handle:
+        if handle is None:
+            return
+        try:
+            with zipfile.ZipFile(handle):
+                pass
+        except zipfile.BadZipFile as exc:
+            raise Damaged(path, f"truncated or not a torch file ({exc})") from None
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Remove the temporary files (`atomic_path`'s `.<name>.*.tmp*`) a killed
+    process left in `folder`; called by the holder of the folder's lock."""
     try:
-        with zipfile.ZipFile(path):
-            pass
-    except zipfile.BadZipFile as exc:
-        raise Damaged(path, f"truncated or not a torch file ({exc})") from None
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.name.startswith(".") and ".tmp" in entry.name and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
 
 
 def set_aside(path: Path, reason: str) -> dict:
@@ -386,7 +599,7 @@ def set_aside(path: Path, reason: str) -> dict:
 def _file_key(path: Path) -> tuple[int, int] | None:
     """(inode, mtime in ns): a new atomic write (a rename) changes it."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # a file where the cell's folder should be: damage, no result
         return None
     return st.st_ino, st.st_mtime_ns

@@ -32,7 +32,9 @@ from bench.cache import cache_dir
 from bench.record_index import paused_gc
 from bench.registry import BUILTIN_PLUGIN_DIRS, FACTS, PACKAGE_DIR, PLUGIN_PATH_ENV, plugin_dirs_from_env
 from bench.spec import MAX_CELLS_ENV, Sweep
+from bench.errors import UserError
 from bench.store import atomic_write
+from bench.yamlsafe import read_bytes
 
 FORMAT = 1  # bump when the entry's layout changes
 
@@ -43,12 +45,12 @@ def load(path: str | Path, extra_plugin_dirs: list[str] = (), budget: str | None
     path = Path(path)
     try:
         # One entry per sweep file and options (an edited file replaces its entry); its content is checked on reading.
-        content = hashlib.sha256(path.read_bytes()).hexdigest()
+        content = hashlib.sha256(read_bytes(path, "sweep file")).hexdigest()  # bounded: never a FIFO or /dev/zero
         key = json.dumps([FORMAT, str(path.resolve()), list(map(str, extra_plugin_dirs)), budget, max_cells,
                           os.environ.get(MAX_CELLS_ENV, ""), os.environ.get(PLUGIN_PATH_ENV, ""), os.getcwd(),
                           sys.version])  # fmt: skip
         entry_file = cache_dir("sweeps") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
-    except OSError:  # no such file, no permission, no cache folder: load_sweep says what is wrong, if anything
+    except (OSError, UserError):  # no such file, no permission, no cache folder: load_sweep says what is wrong, if anything
         content = entry_file = None
     if not fresh and entry_file is not None:
         sweep = _read(entry_file, content)

@@ -36,7 +36,8 @@ import torch
 from bench.compiled import compile_steps
 from bench.data import Split
 from bench.method import Method
-from bench.store import Damaged, atomic_write, set_aside
+from bench.errors import error_line
+from bench.store import MAX_TORCH_BYTES, Damaged, atomic_write, open_regular, set_aside
 
 
 class Diverged(Exception):
@@ -144,12 +145,15 @@ def load_tensors(path: Path, required: tuple[str, ...]) -> dict:
     """A torch file as CPU tensors, whichever device wrote it, loaded with
     weights_only=True; raises Damaged if it cannot be read or lacks a key.
     (The method moves tensors to its own device as it loads them.)"""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise  # the machine (a disk), not the file
-    except Exception as exc:  # a cut or overwritten file: torch raises RuntimeError, UnpicklingError, EOFError...
-        raise Damaged(path, f"cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    with open_regular(path, MAX_TORCH_BYTES) as handle:  # a FIFO, a link to /dev/zero, a folder: Damaged
+        if handle is None:
+            raise Damaged(path, "missing")
+        try:
+            state = torch.load(handle, map_location="cpu", weights_only=True)
+        except OSError:
+            raise  # the machine (a disk), not the file
+        except Exception as exc:  # a cut or overwritten file: torch raises RuntimeError, UnpicklingError, EOFError...
+            raise Damaged(path, f"cannot be loaded ({error_line(exc)})") from None
     missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise Damaged(path, f"has no {', '.join(missing)}")
@@ -167,7 +171,7 @@ def resume_point(folder: Path, config: dict) -> tuple[dict | None, str, list[dic
     moved = []
     for name in (CHECKPOINT, PREVIOUS):
         path = folder / name
-        if not path.exists():
+        if not os.path.lexists(path):  # a dangling link is damage too: set aside below
             continue
         try:
             state = load_checkpoint(path)

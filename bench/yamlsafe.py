@@ -6,26 +6,31 @@ of items, 5,000 nested brackets overflow the recursion limit, and a key
 written twice silently keeps the last value. Here, before anything is
 built:
 
-- the file is at most `MAX_BYTES` and UTF-8 (anything else is named as such);
+- the file is a regular file (a FIFO or a device is refused before reading)
+  of at most `MAX_BYTES` (checked before reading) and UTF-8;
 - anchors, aliases and merge keys (`&a`, `*a`, `<<`) are refused: a sweep
   file says each value where it applies;
 - nesting is at most `MAX_DEPTH` mappings/lists deep, counted on the event
   stream (no recursion), so a deep file is refused at its first excess;
 - a key written twice in one mapping is refused with both lines;
-- an integer has at most `MAX_INT_DIGITS` digits (Python would refuse a
-  4,300-digit one with a ValueError of its own).
+- an integer has at most `MAX_INT_DIGITS` digits, hexadecimal ones too (Python
+  would refuse a 4,300-digit one with a ValueError of its own);
+- YAML 1.1's octal (`010` = 8) and base-60 (`1:30` = 90) numbers are refused:
+  nobody writing a seed means them.
 
 Every problem is one `UserError` line: "<file>: line N: what is wrong".
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.errors import UserError
+from bench.errors import UserError, shown
 
 MAX_BYTES = 1 << 20  # 1 MiB: a sweep of 100,000 explicit cells fits in a few hundred KB
 MAX_DEPTH = 32  # the deepest sweep setting (budgets.NAME.overrides.method.M.optimizer.betas) is 8
@@ -37,13 +42,7 @@ _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with
 def load_file(path: str | Path, what: str = "file") -> Any:
     """The data of one YAML file, or a one-line UserError naming `path`."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise UserError(f"{path}: the {what} is larger than {MAX_BYTES:,} bytes; a {what} is a short text file")
+    data = read_bytes(path, what)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -51,6 +50,29 @@ def load_file(path: str | Path, what: str = "file") -> Any:
         raise UserError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                         f"save the {what} as UTF-8") from None  # fmt: skip
     return load_text(text, str(path))
+
+
+def read_bytes(path: Path, what: str = "file") -> bytes:
+    """The bytes of a user's file of at most MAX_BYTES, its type and size checked
+    before anything is read (a FIFO would hang, /dev/zero never ends, a 3 GB
+    file would be read whole); a one-line UserError otherwise. Links are
+    followed: the user named this file."""
+    from bench.store import Damaged, open_regular
+
+    try:
+        with open_regular(path, sys.maxsize, follow=True) as handle:
+            if handle is None:
+                raise UserError(f"{path}: no such {what}")
+            if os.fstat(handle.fileno()).st_size > MAX_BYTES:
+                raise UserError(f"{path}: the {what} is larger than {MAX_BYTES:,} bytes; a {what} is a short text file")
+            data = handle.read(MAX_BYTES + 1)
+    except Damaged as exc:
+        raise UserError(f"{path}: cannot read the {what}: {exc.reason}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise UserError(f"{path}: the {what} is larger than {MAX_BYTES:,} bytes; a {what} is a short text file")
+    return data
 
 
 def load_text(text: str, where: str) -> Any:
@@ -124,14 +146,31 @@ class _StrictLoader(_Base):
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node):
-        digits = sum(c.isdigit() for c in str(node.value))
+        text = str(node.value)
+        line = node.start_mark.line + 1
+        digits = sum(c.isalnum() for c in text.lower().replace("0x", "").replace("0b", ""))  # hexadecimal digits too
         if digits > MAX_INT_DIGITS:
-            raise UserError(f"{self.where}: line {node.start_mark.line + 1}: an integer of {digits} digits is out of "
+            raise UserError(f"{self.where}: line {line}: an integer of {digits} digits is out of "
                             f"range (at most {MAX_INT_DIGITS} digits)")  # fmt: skip
+        # YAML 1.1 reads 010 as 8 and 1:30 as 90; nobody writing a seed means that.
+        plain = text.lstrip("+-").replace("_", "")
+        if ":" in plain or (len(plain) > 1 and plain.startswith("0") and plain.isdigit()):
+            form = "a base-60 number" if ":" in plain else "an octal number"
+            raise UserError(f"{self.where}: line {line}: {shown(text, 40)} is {form} in YAML 1.1 "
+                            f"({super().construct_yaml_int(node)}); write the number without a leading 0 or ':', "
+                            "or quote it if it is text")  # fmt: skip
         return super().construct_yaml_int(node)
 
 
+    def construct_yaml_float(self, node):
+        if ":" in str(node.value):  # YAML 1.1's base-60 float: 1:30.5 is 90.5
+            raise UserError(f"{self.where}: line {node.start_mark.line + 1}: {shown(str(node.value), 40)} is a base-60 "
+                            "number in YAML 1.1; write the number without ':', or quote it if it is text")  # fmt: skip
+        return super().construct_yaml_float(node)
+
+
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
 
 
 def _describe(exc: yaml.YAMLError, text: str) -> str:

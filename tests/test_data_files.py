@@ -250,3 +250,40 @@ def test_points_mixtures_take_the_profile_options():
     assert step[:4].min() > 20 * step[4:].max()
     partial = np.array(ring(mode="partial").train_set(100, 0).class_counts)
     assert partial.max() / partial.min() < 1.2
+
+
+def test_a_gzip_bomb_posing_as_idx_is_refused_before_it_is_inflated(tmp_path):
+    """Before, the whole stream was inflated (2.6 GB) and then refused; now the header
+    is read first and at most what it announces (never over MAX_IDX_BYTES) after it."""
+    zeros = b"\x00" * (1 << 20)
+    with gzip.open(tmp_path / "small-header.gz", "wb") as f:  # 4 bytes announced, 64 MiB inflated
+        f.write(bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big"))
+        for _ in range(64):
+            f.write(zeros)
+    with gzip.open(tmp_path / "huge-header.gz", "wb") as f:  # 2**32 - 1 cubed bytes announced
+        f.write(bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") * 3 + zeros)
+    started = time.process_time()
+    with pytest.raises(UserError, match=r"small-header\.gz: IDX header says shape \(4,\) \(4 bytes\) but the file holds more$"):
+        read_idx(tmp_path / "small-header.gz")
+    with pytest.raises(UserError, match=r"huge-header\.gz: IDX header says shape .* more than the 1,073,741,824 bytes"):
+        read_idx(tmp_path / "huge-header.gz")
+    assert time.process_time() - started < 0.5  # inflating the 64 MiB took longer
+
+
+def test_a_data_root_that_is_not_a_folder_is_refused_and_one_passed_over_is_said(data_root, tmp_path, capsys):
+    """A root that is a FIFO (or /dev/zero, /dev/null: tests/inputs/bad_sweeps) was skipped
+    silently for the next folder; a folder without the files is passed over, and said."""
+    import os
+
+    from bench.spec import load_sweep
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "s.yaml").write_text("name: s\nmatrix: {method: [gan], dataset: [fashion-mnist], imbalance: [1], seed: [0]}\n"
+                                     "overrides: {dataset: {fashion-mnist: {options: {root: fifo}}}}\n")  # fmt: skip
+    with pytest.raises(UserError, match=rf"options.root: {tmp_path / 'fifo'} is not a folder; give the folder"):
+        load_sweep(tmp_path / "s.yaml")
+    write_mnist_like(data_root, per_class_train=3)
+    (tmp_path / "empty").mkdir()
+    assert datafiles.locate(datafiles.FASHION_MNIST, root=tmp_path / "empty", dataset="fashion-mnist") == data_root
+    assert capsys.readouterr().err == (f"ganbench: warning: fashion-mnist: the given root {tmp_path / 'empty'} holds neither "
+                                       f"{', '.join(IDX_FILES)} nor a fashion-mnist/ folder with them; using {data_root}\n")  # fmt: skip

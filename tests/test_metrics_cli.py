@@ -47,6 +47,14 @@ def test_evalnets_trains_once_then_loads(tmp_path):
     second = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env).stdout
     assert second == first  # loaded from the cache: same weights, same hash
     assert len(list((tmp_path / "cache" / "evalnets").glob("mt-cli-halves-classifier-*.pt"))) == 1
+    # A bad pickle in the cache (before: an UnpicklingError traceback naming no file, on every
+    # sweep): named, set aside, trained again, the same network.
+    (cached,) = (tmp_path / "cache" / "evalnets").glob("mt-cli-halves-classifier-*.pt")
+    cached.write_bytes(b"\x80\x04\x95not a pickle at all")
+    third = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env)
+    assert third.stdout == first and "Traceback" not in third.stderr
+    assert f"ganbench: the cache file {cached} cannot be read (cannot be loaded (UnpicklingError" in third.stderr
+    assert len(list(cached.parent.glob(cached.name + ".corrupt-*"))) == 1
 
 
 def test_evalnets_errors_are_one_line():

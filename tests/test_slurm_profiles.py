@@ -40,6 +40,12 @@ def tree(tmp_path):
         ("partition: gpu\n", ["--set", "time_min"], "--set time_min: must be FIELD=VALUE"),
         ("partition: gpu\n", ["--profile", "mnie"], "--profile mnie: no profile slurm/mnie.yaml; did you mean 'mine'?"),
         ("cells_per_gpu: 0\n", [], "slurm/mine.yaml: cells_per_gpu: must be an integer from 1 to 64"),
+        # Before: OverflowError after the run folder was written (.inf), sbatch's refusal as a traceback (1e300, a mapping).
+        ("mem_gb: .inf\n", [], "slurm/mine.yaml: mem_gb: must be a number of GB > 0 of at most 1,048,576, got inf"),
+        ("mem_gb: 1.0e+300\n", [], "slurm/mine.yaml: mem_gb: must be a number of GB > 0 of at most 1,048,576, got 1e+300"),
+        ("partition: gpu\n", ["--set", "mem_gb=.nan"], "--set mem_gb=.nan: must be a number of GB > 0 of at most 1,048,576, got nan"),
+        ("time_min: 100000000000000000000\n", [], "slurm/mine.yaml: time_min: must be a time limit in minutes >= 1 of at most 10,000,000"),
+        ("sbatch: {constraint: {a: 1}}\n", [], "slurm/mine.yaml: sbatch: must be a mapping of extra sbatch options to a text or a number"),
         ("cells_per_gpu: 4\ncpus_per_task: 2\n", [], "slurm/mine.yaml: cpus_per_task: 2 cores cannot be shared by the 4 cells"),
         ("gpus_per_task: 2\ncpus_per_task: 4\n", ["--set", "cells_per_gpu=3"],
          "slurm/mine.yaml: cpus_per_task: 4 cores cannot be shared by the 6 cells a task runs at once (cells_per_gpu 3 x 2 GPUs)"),
@@ -139,3 +145,19 @@ def test_local_gpus_follow_cuda_visible_devices(monkeypatch):
     assert local_gpus() == [2, 3]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert local_gpus() == []
+
+
+def test_sbatch_refusing_the_job_is_one_line(tree, tmp_path):
+    """sbatch exiting non-zero raises submitit's FailedJobError, which escaped as a traceback."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Memory specification can not be satisfied' >&2\nexit 1\n")
+    (tmp_path / "bin/sbatch").chmod(0o755)
+    (tmp_path / "bin/srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin/srun").chmod(0o755)
+    import os
+
+    proc = ganbench("sweep", "s.yaml", cwd=tree, env={"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}, check=2)
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("sweep 'prof': 2 cells") and len(lines) == 2, proc.stderr
+    assert lines[1] == ("ganbench: error: slurm/mine.yaml: sbatch refused the job array: "
+                        "sbatch: error: Memory specification can not be satisfied"), proc.stderr  # fmt: skip

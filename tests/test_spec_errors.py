@@ -8,6 +8,7 @@ and `sweep` for sweeps, `list` for plugins); all of them run in one process
 (`ganbench_batch`), which pays for one torch import instead of one per case.
 """
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ GENERATED = {  # case: (recipe, expected part of the message)
                              "unknown key 'bbbbbbbbbb" + "b" * 49 + "... (10,000 characters); allowed: name"),
     "file-over-1MiB": ("name: s\n" + GOOD_MATRIX + "description: " + "x" * (1 << 20) + "\n",
                        "the sweep file is larger than 1,048,576 bytes"),
+    "hex-integer-5000-digits": ("name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [0x" + "f" * 5000 + "]}\n",
+                                "line 2: an integer of 5000 digits is out of range (at most 30 digits)"),
     "plugin-path-5000-characters": ("name: s\nplugins: [" + "p" * 5000 + "]\n" + GOOD_MATRIX,
                                     "plugins[0]: must be a folder path of at most 4,096 characters"),
 }  # fmt: skip
@@ -160,9 +163,10 @@ def test_cell_limit_is_overridable(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="more than the limit of 5;"):
         load_sweep(path)
     assert len(load_sweep(path, max_cells=6).cells) == 6  # the flag wins over the environment
-    monkeypatch.setenv(MAX_CELLS_ENV, "many")
-    with pytest.raises(UserError, match=rf"\${MAX_CELLS_ENV}='many': must be a positive integer"):
-        load_sweep(path)
+    for text in ("many", "²", "1" * 5000):  # '²'.isdigit() is True, int('²') raises
+        monkeypatch.setenv(MAX_CELLS_ENV, text)
+        with pytest.raises(UserError, match=rf"\${MAX_CELLS_ENV}='{text[:20]}.*: must be a positive integer"):
+            load_sweep(path)
 
 
 def test_exclude_masks_match_the_rules_as_written():
@@ -278,3 +282,36 @@ def test_libyamls_own_nesting_limit_reads_as_ours(monkeypatch):
     monkeypatch.setattr(yamlsafe.yaml, "parse", libyaml_parse)
     with pytest.raises(UserError, match=r"^s\.yaml: line 3: nested more than 32 levels deep; a sweep setting"):
         yamlsafe.load_text(GENERATED["nesting-5000-deep"][0], "s.yaml")
+
+
+def test_a_sweep_file_that_is_not_a_regular_file_is_refused_before_reading(tmp_path):
+    """A FIFO (hung), /dev/zero (read until memory ran out), a folder, and a 3 GB
+    sparse file (read and hashed in full before the 1 MiB check): their type and
+    size are checked before a byte is read. One process; a hang fails on the timeout."""
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    with open(tmp_path / "sparse.yaml", "wb") as handle:
+        handle.truncate(3 << 30)
+    cases = {"fifo.yaml": "cannot read the sweep file: a FIFO, not a file",
+             "/dev/zero": "cannot read the sweep file: a device, not a file",
+             "folder.yaml": "cannot read the sweep file: a folder, not a file",
+             "sparse.yaml": "the sweep file is larger than 1,048,576 bytes"}  # fmt: skip
+    argvs = [[command, name, "--results", tmp_path / "results"] for name in cases for command in ("plan", "sweep")]
+    started = time.perf_counter()
+    runs = ganbench_batch(argvs, cwd=tmp_path, timeout=120)
+    assert time.perf_counter() - started < 100
+    for (command, name, *_), run in zip(argvs, runs):
+        assert run["rc"] == 2 and cases[name] in run["stderr"] and run["stderr"].count("\n") == 1, (command, name, run)
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_exclude_rule_that_matches_nothing_is_said(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\n" + GOOD_MATRIX + "exclude: [{seed: 7}, {seed: 0, imbalance: 10}]\n")
+    assert len(load_sweep(path).cells) == 1
+    err = capsys.readouterr().err
+    assert f"ganbench: warning: {path}: exclude[0] matches no cell of the matrix" in err
+    assert "exclude[1] matches no cell" in err
+    path.write_text("name: s\nmatrix: {method: [gan], dataset: [ring], imbalance: [1], seed: [0, 1]}\nexclude: [{seed: 1}]\n")
+    load_sweep(path)
+    assert "warning" not in capsys.readouterr().err

@@ -152,12 +152,10 @@ def resolve_arch(arch: dict, kind: str, paper_arch: str | dict | None, condition
     name = arch.get("name", defaults[kind])
     if name == PAPER:
         paper = paper_arch.get(kind) if isinstance(paper_arch, dict) else paper_arch if kind == "images" else None
-        if paper is not None:
-            name = paper
-        elif kind == "points":
-            name = defaults["points"]
-        else:
-            return None, f"`{PAPER}` asks for the method's paper architecture, but it declares none (paper_arch); name one of {', '.join(ARCHS.names())}"
+        if paper is None:  # on any kind of data (docs/ARCHITECTURE.md): never a silent default
+            return None, (f"`{PAPER}` asks for the method's paper architecture, but it declares none for {kind} "
+                          f"(paper_arch); name one of {', '.join(ARCHS.names())}")  # fmt: skip
+        name = paper
     if not isinstance(name, str) or name not in ARCHS:
         return None, ARCHS.unknown_message(name) + f" (or {PAPER!r})"
     return {"name": name, **ARCHS.get(name).defaults, **{k: v for k, v in arch.items() if k != "name"}}, None

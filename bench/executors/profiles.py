@@ -32,12 +32,16 @@ PROFILE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "array_parallelism": (int, "an integer >= 1 (array tasks running at once, sbatch --array=...%N)"),
     "signal_delay_s": (int, "seconds >= 0 between the checkpoint signal and the time limit"),
     "max_timeouts": (int, "an integer >= 0 (requeues after hitting the time limit)"),
-    "sbatch": (dict, "a mapping of extra sbatch options, e.g. {constraint: a100}"),
+    "sbatch": (dict, "a mapping of extra sbatch options to a text or a number, e.g. {constraint: a100}"),
     "setup": (list, "a list of shell lines run before the job, e.g. ['module load cuda']"),
 }
 MINIMUM = {"gpus_per_task": 0, "cpus_per_task": 1, "cells_per_gpu": 1, "time_min": 1, "array_parallelism": 1,
            "signal_delay_s": 0, "max_timeouts": 0}  # fmt: skip
-MAXIMUM = {"cells_per_gpu": 64}  # 16 packed cells already saturate an H100 (issue 14); more only thrash
+MAX_MEM_GB = 1 << 20  # 1 PB: above any node
+MAXIMUM = {"cells_per_gpu": 64, "time_min": 10 ** 7, "array_parallelism": 10 ** 6, "signal_delay_s": 10 ** 7,
+           "max_timeouts": 10 ** 6, "gpus_per_task": 1024, "cpus_per_task": 1 << 20}  # fmt: skip
+# cells_per_gpu: 16 packed cells already saturate an H100 (issue 14); more only thrash. The other
+# maxima only keep sbatch from refusing (and Python from overflowing on) numbers no cluster takes.
 DEFAULTS = {"cpus_per_task": 1, "cells_per_gpu": 1, "time_min": 60, "array_parallelism": 64, "signal_delay_s": 90,
             "max_timeouts": 3}  # fmt: skip
 
@@ -104,14 +108,17 @@ def _check_field(prefix: str, key: Any, value: Any) -> None:
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if ok and key in MINIMUM:
         ok = MINIMUM[key] <= value <= MAXIMUM.get(key, value)
-    if ok and key == "mem_gb":
-        ok = value > 0
+    if ok and key == "mem_gb":  # finite and no larger than any node (sbatch refuses more; .inf cannot be written)
+        ok = 0 < value <= MAX_MEM_GB
     if ok and key == "setup":
         ok = all(isinstance(line, str) for line in value)
-    if ok and key == "sbatch":
-        ok = all(isinstance(k, str) for k in value)
+    if ok and key == "sbatch":  # each becomes one `#SBATCH --key=value` line
+        ok = all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items())
     if not ok:
-        raise UserError(f"{prefix}: must be {description}, got {value!r}")
+        most = MAX_MEM_GB if key == "mem_gb" else MAXIMUM.get(key) if key != "cells_per_gpu" else None
+        over = most is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and not value <= most
+        at_most = f" of at most {most:,}" if over else ""
+        raise UserError(f"{prefix}: must be {description}{at_most}, got {shown(value)}")
 
 
 def cells_per_task(profile: dict) -> int:

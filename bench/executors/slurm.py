@@ -21,8 +21,9 @@ preemption or time limit.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import json
+import io
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from bench.errors import UserError
 from bench.executors.base import ACTIVE, Executor, cell_states, counts, levels, to_run, upstream_ids
 from bench.executors.profiles import cells_per_task, sbatch_parameters, threads_per_cell
 from bench.progress import Progress
-from bench.store import Store, write_json
+from bench.store import Damaged, Store, read_json, write_json
 
 JOB_FILE = "slurm.json"
 PREEMPTED_FILE = "preempted.json"
@@ -73,7 +74,7 @@ class SlurmExecutor(Executor):
 
     def submit(self, todo: list[dict]) -> list[str]:
         """Queue the cells that are still to run as job arrays in dependency order; returns their job ids."""
-        from submitit.core.utils import FailedSubmissionError
+        from submitit.core.utils import FailedJobError, FailedSubmissionError
 
         from bench.executors.task import CellRunner
 
@@ -102,11 +103,13 @@ class SlurmExecutor(Executor):
                     packs = [group[i:i + per_task] for i in range(0, len(group), per_task)]
                     for start in range(0, len(packs), MAX_ARRAY):
                         chunk = packs[start:start + MAX_ARRAY]
+                        said = io.StringIO()  # submitit prints sbatch's refusal too: it goes into the one line
                         try:
-                            with executor.batch():
+                            with contextlib.redirect_stderr(said), executor.batch():  # batch() submits as it ends
                                 jobs = [executor.submit(CellRunner(), pack) for pack in chunk]
-                        except (FailedSubmissionError, subprocess.CalledProcessError) as exc:
-                            detail = " ".join(str(getattr(exc, "stderr", b"") or exc).split())
+                        except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as exc:
+                            # sbatch exiting non-zero raises FailedJobError (its stderr as the message)
+                            detail = " ".join((str(getattr(exc, "stderr", b"") or exc) or said.getvalue()).split())
                             raise UserError(f"{profile['path']}: sbatch refused the job array: {detail[-300:]}") from None
                         for job, pack in zip(jobs, chunk):
                             for cell in pack:
@@ -182,9 +185,10 @@ def _note_submitted(store: Store, cell: dict, job_id: str, profile: str, folder:
 def make_executor(profile: dict, folder: Path, job_name: str):
     import submitit
 
-    if shutil.which("sbatch") is None:
-        raise UserError(f"{profile['path']}: no `sbatch` on PATH: run on a SLURM login node "
-                        "(or start the test cluster, as root: slurm/start-test-cluster.sh)")  # fmt: skip
+    for command in ("sbatch", "srun"):  # submitit needs both (it raises a RuntimeError without srun)
+        if shutil.which(command) is None:
+            raise UserError(f"{profile['path']}: no `{command}` on PATH: run on a SLURM login node "
+                            "(or start the test cluster, as root: slurm/start-test-cluster.sh)")  # fmt: skip
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile["max_timeouts"])
     executor.update_parameters(**sbatch_parameters(profile, job_name))
     return executor
@@ -222,8 +226,13 @@ def follow(store: Store, cells: list[dict], poll_s: float = POLL_S) -> list[str]
 
 
 def job_record(store: Store, cell_id: str) -> dict | None:
-    path = store.cell_dir(cell_id) / JOB_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    """The cell's slurm.json ({"job_id", ...}), or None: absent, or damaged (the cell
+    is then pending, and a new submission writes the file anew)."""
+    try:
+        record = read_json(store.cell_dir(cell_id) / JOB_FILE, "job_id")
+    except Damaged:
+        return None
+    return record if record is not None and isinstance(record["job_id"], str) else None
 
 
 def job_name(store: Store) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.record_index import summary
-from bench.store import atomic_write
+from bench.store import Damaged, atomic_write, read_bounded, shape_problem
 
 FOLDER = "records"
 MAX_BYTES = 16 << 20  # a result record is a few KB; a sample grid a few hundred
@@ -33,35 +33,27 @@ def folder(report_dir: Path) -> Path:
     return report_dir / FOLDER
 
 
-def read_bounded(path: Path) -> bytes | None:
-    """The bytes of a regular file of at most MAX_BYTES, not through a symlink; None otherwise."""
+def _read(path: Path) -> bytes | None:
+    """A regular file of at most MAX_BYTES, never through a link (store.read_bounded); None otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        return read_bounded(path, MAX_BYTES)
+    except (Damaged, OSError):
         return None
-    try:
-        st = os.fstat(fd)
-        if not os.path.stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_BYTES + 1)
-        return data if len(data) <= MAX_BYTES else None
-    finally:
-        os.close(fd)
 
 
 def archived_records(report_dir: Path, cell_ids) -> list[dict]:
     """The archived records (as `record_index.summary` keeps them) of those of `cell_ids` that have one."""
     out = []
     for cell_id in cell_ids:
-        data = read_bounded(folder(report_dir) / f"{cell_id}.json")
+        data = _read(folder(report_dir) / f"{cell_id}.json")
         if data is None:
             continue
         try:
             record = json.loads(data.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError included: a damaged copy is no record
             continue
-        if isinstance(record, dict) and record.get("id") == cell_id and isinstance(record.get("status"), str):
+        # The same shape checks as a record in the runs (store.shape_problem): a bad copy is no record.
+        if isinstance(record, dict) and record.get("id") == cell_id and shape_problem("result.json", record) is None:
             out.append(summary(record))
     return out
 
@@ -85,14 +77,14 @@ def update(report_dir: Path, record_paths: dict[str, Path], files: dict[str, dic
     kept = set()
     for name, source in wanted.items():
         copy = target / name
-        data = read_bounded(source)
+        data = _read(source)
         if data is None:
             if copy.is_file():
                 kept.add(name)  # the archive is all there is of this cell now (a fresh clone)
             continue
         kept.add(name)
         try:
-            same = copy.stat().st_size == len(data) and read_bounded(copy) == data
+            same = copy.stat().st_size == len(data) and _read(copy) == data
         except OSError:
             same = False
         if not same:
@@ -109,7 +101,7 @@ def update(report_dir: Path, record_paths: dict[str, Path], files: dict[str, dic
 
 def done_ids(report_dir: Path) -> set[str]:
     """The ids of the finished cells in the report this one would replace (its cells.csv)."""
-    data = read_bounded(report_dir / "cells.csv")
+    data = _read(report_dir / "cells.csv")
     if not data:
         return set()
     try:

@@ -8,6 +8,7 @@ device, step-count and eval_repeats fields existed.
 
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,7 @@ from bench.report.references import applicable, compare_references, unmatched_te
 from bench.report.tables import eval_spread_rows, fmt, markdown_table, method_lines, metric_tables, ordered, to_markdown
 from bench.record_index import stat_key
 from bench.spec import Sweep
-from bench.store import BLOCKED, Store, atomic_write
+from bench.store import BLOCKED, Damaged, Store, atomic_write, read_bounded
 
 STATUSES = ("done", "trained", "diverged", "failed", "corrupt")
 
@@ -33,7 +34,9 @@ def cell_file(store: Store, record: dict, name: str) -> Path | None:
 
     Looked up in the record's own `files` map (paths relative to the cell
     folder), the training run's folder when the store has one
-    (`Store.training_dir`), then the cell folder.
+    (`Store.training_dir`), then the cell folder. A record is untrusted: a
+    path that leads out of the sweep's folder (absolute, `..`, a link) is
+    never taken, and the file is read later through `bench.store.open_regular`.
     """
     folder = store.cell_dir(record["id"])
     candidates = []
@@ -42,8 +45,26 @@ def cell_file(store: Store, record: dict, name: str) -> Path | None:
     if hasattr(store, "training_dir") and record.get("training_id"):
         candidates.append(Path(store.training_dir(record["training_id"])) / name)
     candidates.append(folder / name)
-    found = next((p for p in candidates if p.is_file()), None)
+    found = next((p for p in candidates if _inside(p, store.runs_dir) and p.is_file()), None)
     return found or archive.archived_file(store.report_dir, record["id"], name)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, links and `..` resolved, stays inside `folder` and is no link itself."""
+    try:
+        return not path.is_symlink() and path.resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def _cell_bytes(path: Path | None, limit: int = 64 << 20) -> bytes | None:
+    """A cell's file (from `cell_file`) read safely; None if it cannot be (its cell is shown without it)."""
+    if path is None:
+        return None
+    try:
+        return read_bounded(path, limit)
+    except (Damaged, OSError):
+        return None
 
 
 def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
@@ -218,7 +239,7 @@ def _page(figures, sweep, store, records, cells, summary, tables, costs, total, 
                 if picture:
                     shown.setdefault(first["id"], {})["samples.png"] = picture
                 samples.append({"method": method, "imbalance": rho, "seed": int(group.iloc[0]["seed"]),
-                                "uri": data_uri(picture.read_bytes()) if picture else None,
+                                "uri": data_uri(png) if (png := _cell_bytes(picture)) else None,
                                 "link": f"{links}/{first['id']}.json"})  # fmt: skip
             # Loss curves of the row at its largest ρ (the hardest setting), every seed.
             hardest = m_cells[m_cells["imbalance"] == m_cells["imbalance"].max()]
@@ -266,11 +287,16 @@ def _loss_png(figures: plots.FigureCache, logs: dict[str, list[str]], method_ord
 
 
 def _loss_log(path: str) -> pd.DataFrame | None:
+    data = _cell_bytes(Path(path))
     try:
-        log = pd.read_csv(path)
+        log = pd.read_csv(io.BytesIO(data or b""))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return None  # a damaged log costs its curve, not the report
-    return log if "step" in log.columns and len(log) else None
+    if "step" not in log.columns:
+        return None
+    log = log.apply(pd.to_numeric, errors="coerce").dropna(subset=["step"])  # words in a damaged log: not a curve
+    log = log.loc[:, log.notna().any()]
+    return log if len(log) and len(log.columns) > 1 else None
 
 
 def _per_class(d_cells: pd.DataFrame, by_id: dict):

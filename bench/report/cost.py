@@ -59,10 +59,14 @@ def budget_notes(rows: list[dict]) -> list[str]:
 def sweep_total(cells: pd.DataFrame) -> dict:
     """Seconds spent by the sweep, by device and in all: each training run once, every evaluation."""
     ran = cells[cells["status"].isin(FINISHED)]
+    # Each training run once, from any of its cells (all carry its train_s). Not only
+    # those with train_reused false: a cell killed between its training and its
+    # result is later recorded as reusing the run it trained itself.
+    trained = ran.sort_values("train_reused", kind="stable").drop_duplicates("training_id")
     by_device = {}
     for device, group in ran.groupby("device_name", sort=True):
-        trained = group[~group["train_reused"]].drop_duplicates("training_id")
-        by_device[device] = float(trained["train_s"].fillna(0).sum() + group["eval_s"].fillna(0).sum())
+        own = trained[trained["device_name"] == device]
+        by_device[device] = float(own["train_s"].fillna(0).sum() + group["eval_s"].fillna(0).sum())
     return {"by_device": by_device, "total": sum(by_device.values()), "cells": len(ran)}
 
 
