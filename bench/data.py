@@ -70,6 +70,10 @@ class Dataset:
     # A variant (`variant`) names the dataset whose data it is: decoded files,
     # evaluation networks and reference statistics are cached under that name.
     variant_of: ClassVar[str | None] = None
+    # Bumped when what the dataset gives (data, evaluation labels, windows, NIQE protocol)
+    # changes: it enters cell configs as `dataset_revision` (bench.spec), so results
+    # computed before keep ids of their own.
+    revision: ClassVar[int] = 0
 
     @classmethod
     def data_name(cls) -> str:
@@ -131,6 +135,7 @@ class Dataset:
             "dim": cls.dim,
             "label_range": list(getattr(cls, "label_range", None) or []) or None,
             "periodic": getattr(cls, "periodic", False),
+            "replicate_to": getattr(cls, "replicate_to", 0),
             "reference_split": cls.reference_split,
         }
 
@@ -145,6 +150,12 @@ class ContinuousDataset(Dataset):
     label_type = "continuous"
     label_range: ClassVar[tuple[float, float]]
     periodic: ClassVar[bool] = False  # the label is an angle: the ends of label_range meet
+    # The evaluation windows (bench.metrics.continuous): `window_centres()` (default: the
+    # evaluation labels) and `window_radius` (default: half the centres' median spacing).
+    window_radius: ClassVar[float | None] = None
+    # CcGAN's protocol: labels with fewer training images are topped up to this many by
+    # replicating their images (0: none), before sigma and kappa (methods/ccgan.py).
+    replicate_to: ClassVar[int] = 0
 
     def eval_labels(self) -> np.ndarray:
         raise NotImplementedError
@@ -377,15 +388,29 @@ def dataset_for(cell: dict) -> Dataset:
 
 
 class CcganH5Dataset(ContinuousImageDataset):
-    """A CcGAN authors' HDF5 file (`images` N×3×R×R uint8, `labels`): the
-    labels inside `label_range` (closed) are kept, and, as in CcGAN, the
-    reference is all of those real images."""
+    """A CcGAN authors' HDF5 file (`images` N×3×R×R uint8, `labels`, and the
+    auxiliary class `aux_key` where the file has it): the labels inside
+    `label_range` are kept (closed, or open with `open_range`), and, as in
+    CcGAN, the reference is all of those real images."""
 
     reference_arrays = "train"
     channels = 3
+    open_range: ClassVar[bool] = False  # keep lo < y < hi (Steering Angle's main.py:68) instead of lo <= y <= hi
+    aux_key: ClassVar[str | None] = None  # the file's auxiliary class (UTKFace: `races`), Split.aux
+
+    def decode_key(self) -> str:
+        return super().decode_key() + ("-open" if self.open_range else "") + (f"-{self.aux_key}" if self.aux_key else "")
 
     def decode(self, folder: Path) -> dict[str, np.ndarray]:
-        images, labels = read_h5_images(folder / self.source.files[0], self.resolution)
+        extra = (self.aux_key,) if self.aux_key else ()
+        images, labels, *aux = read_h5_images(folder / self.source.files[0], self.resolution, extra)
         lo, hi = self.label_range
-        keep = (labels >= lo) & (labels <= hi)
-        return {"train_x": images[keep], "train_y": labels[keep]}
+        keep = ((labels > lo) & (labels < hi)) if self.open_range else ((labels >= lo) & (labels <= hi))
+        out = {"train_x": images[keep], "train_y": labels[keep]}
+        if aux and aux[0] is not None:
+            out["train_aux"] = aux[0][keep]
+        return out
+
+    def data_labels(self) -> np.ndarray:
+        """The labels of all kept images (the authors' `raw_labels`)."""
+        return np.asarray(self.arrays()["train_y"], dtype=np.float64)

@@ -609,6 +609,9 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         "seed": combo["seed"],
         **config,
         **({"dataset_options": options} if options else {}),
+        # A dataset whose protocol changed (its data or its evaluation) bumps `revision`: cells
+        # get new ids, and revision 0 stays out of the config so older ids keep their meaning.
+        **({"dataset_revision": dataset.revision} if dataset.revision else {}),
         "dataset_paths": paths,
     }
 
