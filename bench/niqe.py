@@ -4,24 +4,32 @@ Shared by the `niqe` metric (bench/metrics/niqe.py) and by methods that rank
 their own samples by NIQE (Dual-NDA's Type II negatives), so it lives
 outside bench/metrics/ and imports nothing from there.
 
-Dual-NDA scores continuous-label generators by NIQE with a model fitted on
-the real training images of each data set. NIQE cuts an image into 96x96
-blocks, so images are first upsampled (bicubic) to UPSAMPLED pixels a side.
-Block features are computed here, the same way as pyiqa's NIQE (the MATLAB
-release ported by BasicSR): gray / Y (YIQ) channel at [0, 255] rounded,
-MSCN coefficients with a 7x7 Gaussian (sigma 7/6, replicate padding),
-18 AGGD features per block at two scales (the second after MATLAB's
-antialiased bicubic halving). Fitting follows MATLAB's `estimatemodelparam`:
-per image, the blocks whose sharpness (mean local deviation) exceeds 0.75 of
-the image's sharpest block; then the mean and covariance of their features
-over FIT_IMAGES training images (fixed seed), cached on disk. The score of
-an image is sqrt((mu_p - mu)^T pinv((S_p + S) / 2) (mu_p - mu)) with mu, S
-from its own blocks.
+Two protocols (`Protocol`, a data set declares its own as `niqe`):
+- HARNESS, this module's first recipe: images upsampled (bicubic) to 192 px,
+  96x96 blocks, one model fitted on 2,000 training images (fixed seed),
+  blocks above 0.75 of their image's sharpest.
+- The CcGAN / Dual-NDA authors' MATLAB protocol (AUTHORS_64,
+  AUTHORS_64_PER_LABEL): `fitniqe(imds, 'BlockSize', [8 8],
+  'SharpnessThreshold', 0.1)` on every real image at its native 64x64
+  (improved_CcGAN NIQE/UTKFace/NIQE_64x64/Intra_niqe_train_utkface.m:7,18,
+  one model per age; NIQE/SteeringAngle/NIQE_64x64/niqe_train_steeringangle.m:
+  4,16, one model of the whole data set), `niqe(img, model)` to score.
+Block features are computed the same way in both, as pyiqa's NIQE (the
+MATLAB release ported by BasicSR): gray / Y (YIQ) channel at [0, 255]
+rounded, MSCN coefficients with a 7x7 Gaussian (sigma 7/6, replicate
+padding), 18 AGGD features per block at two scales (the second after
+MATLAB's antialiased bicubic halving, blocks of half the size). Fitting
+follows MATLAB's `estimatemodelparam`: per image, the blocks whose sharpness
+(mean local deviation) exceeds the threshold times the image's sharpest
+block; then the mean and covariance of their features, cached on disk. The
+score of an image is sqrt((mu_p - mu)^T pinv((S_p + S) / 2) (mu_p - mu))
+with mu, S from its own blocks.
 
 API: `pristine_model(dataset)` -> the cached model of a data set (its
-balanced training split); `fit(images)` -> a model of any [-1, 1] images;
-`niqe_of(images, model)` -> NIQE per [-1, 1] image (NaN where undefined);
-`upsample` + `scores` are the two steps of `niqe_of`.
+balanced training split) under its protocol; `fit(images, protocol)` -> a
+model of any [-1, 1] images; `niqe_of(images, model, labels)` -> NIQE per
+[-1, 1] image (NaN where undefined), each by the fit of its label;
+`Protocol.prepare` + `scores` are the two steps of `niqe_of`.
 tests/test_metrics_niqe.py checks the score equals pyiqa's NIQE given the
 same parameters as a .mat file (pyiqa is the optional extra `niqe`).
 """
