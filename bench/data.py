@@ -53,6 +53,10 @@ LONGTAIL_OPTIONS = {
 }
 SUBSAMPLE_TAG = 0x4C54  # "LT": the random stream of the continuous long tail
 ROOT_OPTION = {"root": Option(None, path=True, help="a folder holding the data files")}
+# Which evaluation networks score the data set (bench.metrics.evalnet): an evaluation
+# setting, so bench.spec keeps it out of the training id.
+EVALNET_OPTION = {"evalnets": Option("small", ("small", "authors"),
+                                     help="small: the harness's CPU networks; authors: the CcGAN authors' ResNet-34s and 512-d autoencoder")}  # fmt: skip
 
 
 class Dataset:
@@ -395,6 +399,7 @@ class CcganH5Dataset(ContinuousImageDataset):
 
     reference_arrays = "train"
     channels = 3
+    options = {**ROOT_OPTION, **EVALNET_OPTION}
     open_range: ClassVar[bool] = False  # keep lo < y < hi (Steering Angle's main.py:68) instead of lo <= y <= hi
     aux_key: ClassVar[str | None] = None  # the file's auxiliary class (UTKFace: `races`), Split.aux
 
@@ -414,3 +419,30 @@ class CcganH5Dataset(ContinuousImageDataset):
     def data_labels(self) -> np.ndarray:
         """The labels of all kept images (the authors' `raw_labels`)."""
         return np.asarray(self.arrays()["train_y"], dtype=np.float64)
+
+    # A separate HDF5 file of images and auxiliary classes (`images`, `labels`) in the data
+    # folder, on which the Diversity classifier trains when the main file has no `aux_key`
+    # (Steering Angle's SteeringAngle_5_scenes_64x64.h5).
+    aux_file: ClassVar[str | None] = None
+
+    def aux_problem(self) -> str | None:
+        """Why the auxiliary classifier's file cannot be read (None: it can)."""
+        if self.aux_file is None:
+            return None
+        folder = locate(self.source, self.settings.get("root"), dataset=self.name)
+        if not (folder / self.aux_file).exists():
+            return (f"dataset {self.name!r}: the Diversity classifier trains on {self.aux_file}, not in {folder} "
+                    f"(published with the CcGAN code, https://github.com/UBCDingXin/improved_CcGAN)")  # fmt: skip
+        return None
+
+    def aux_split(self) -> Split | None:
+        """The images and classes the auxiliary classifier learns from, when they come from `aux_file`."""
+        if self.aux_file is None:
+            return None
+        folder = locate(self.source, self.settings.get("root"), dataset=self.name)
+        arrays = decoded(f"{self.data_name()}-{self.resolution}px-aux", [folder / self.aux_file],
+                         lambda: dict(zip(("x", "aux"), read_h5_images(folder / self.aux_file, self.resolution))))  # fmt: skip
+        aux = np.asarray(arrays["aux"])
+        if (aux != np.round(aux)).any() or aux.min() < 0:
+            raise UserError(f"{folder / self.aux_file}: `labels` must be class ids 0, 1, ..., got {aux[(aux != np.round(aux)) | (aux < 0)][0]}")
+        return Split(ClassImageDataset.to_tensor(arrays["x"]), torch.zeros(len(aux)), [], torch.from_numpy(aux.astype(np.int64)))

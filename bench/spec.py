@@ -113,6 +113,7 @@ RUNTIME_KEYS = ("log_every", "checkpoint_every", "compile")
 # How a trained generator is scored, not how it is trained: left out of the training id.
 EVAL_KEYS = ("metrics", "eval_seed", "eval_repeats")
 EVAL_BUDGET_KEYS = ("eval_samples",)
+EVAL_DATASET_OPTIONS = ("evalnets",)  # which evaluation networks score the data (bench.metrics.evalnet)
 
 
 @dataclass
@@ -137,6 +138,11 @@ def training_config(config: dict) -> dict:
     """The config without its evaluation keys: what a training run depends on."""
     out = {k: v for k, v in config.items() if k not in EVAL_KEYS}
     out["budget"] = {k: v for k, v in config["budget"].items() if k not in EVAL_BUDGET_KEYS}
+    if "dataset_options" in config:
+        options = {k: v for k, v in config["dataset_options"].items() if k not in EVAL_DATASET_OPTIONS}
+        out.pop("dataset_options")
+        if options:
+            out["dataset_options"] = options
     return out
 
 

@@ -19,11 +19,11 @@ The Dual-NDA authors' protocol (UBCDingXin/Dual-NDA,
   NIQE/SteeringAngle/NIQE_64x64/niqe_train_steeringangle.m:4,16);
 - no replication of rare angles: their scripts pass
   `--max_num_img_per_label_after_replica 0` (run_dual.sh:18, run_gene.sh:18).
-Not here: the 5-scene classifier behind their Diversity is trained on
-another file, SteeringAngle_5_scenes_64x64.h5 (improved_CcGAN
-SteeringAngle/SteeringAngle_64x64/CcGAN-improved/pretrain_CNN_class.py:85),
-whose images are not those of this file; without it `diversity` is NaN with
-the reason.
+- Diversity: the entropy of the predicted scene (5 classes); the scene
+  classifier trains on another file, SteeringAngle_5_scenes_64x64.h5
+  (`images`, `labels`: improved_CcGAN SteeringAngle/SteeringAngle_64x64/
+  CcGAN-improved/pretrain_CNN_class.py:85-88), read from the same folder when
+  it is there (`aux_file`); without it `diversity` is NaN with the reason.
 """
 
 import numpy as np
@@ -49,6 +49,7 @@ class SteeringAngle(CcganH5Dataset):
     label_range = (-80.0, 80.0)
     open_range = True
     window_radius = WINDOW_RADIUS
+    aux_file = "SteeringAngle_5_scenes_64x64.h5"
     niqe = niqe.AUTHORS_64
     revision = 1  # open interval, evaluation labels and windows from the data, the authors' NIQE
     description = "Steering angle 64x64 driving frames, label = angle in degrees (-80, 80) (CcGAN's HDF5 file)"

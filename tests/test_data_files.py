@@ -278,3 +278,20 @@ def test_points_mixtures_take_the_profile_options():
     assert step[:4].min() > 20 * step[4:].max()
     partial = np.array(ring(mode="partial").train_set(100, 0).class_counts)
     assert partial.max() / partial.min() < 1.2
+
+
+def test_steering_diversity_classifier_trains_on_the_scenes_file(data_root):
+    """Their scene classifier (pretrain_CNN_class.py:85-88) learns SteeringAngle_5_scenes_64x64.h5's
+    `labels`; without the file Diversity says which file is missing, and adding it later works."""
+    from bench.metrics.evalnet import EvalNetUnavailable, get_evalnet
+
+    folder = data_root / "steering-angle"
+    write_ccgan_h5(folder / "SteeringAngle_64x64.h5", [-10.0, 0.0, 10.0])
+    ds = DATASETS.get("steering-angle")()
+    with pytest.raises(EvalNetUnavailable, match="trains on SteeringAngle_5_scenes_64x64.h5, not in"):
+        get_evalnet(ds, "aux_classifier")
+    write_ccgan_h5(folder / "SteeringAngle_5_scenes_64x64.h5", [0, 1, 2, 3, 4] * 4)
+    split = ds.aux_split()
+    assert split.x.shape == (20, 3, 64, 64) and split.aux.tolist() == [0, 1, 2, 3, 4] * 4
+    net = get_evalnet(ds, "aux_classifier")
+    assert net.extra["num_aux_classes"] == 5 and 0 <= net.accuracy <= 1

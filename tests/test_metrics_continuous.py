@@ -252,3 +252,54 @@ def test_sfid_uses_the_datasets_windows():
     assert math.isfinite(SlidingFID().compute(ctx))
     assert ctx.info["sfid"] == {"radius": 6.0, "windows": 3}
     assert ctx.info["windows"] == {"centres": 3, "radius": 6.0, "first": 10.0, "last": 30.0}
+
+
+# -- the authors' evaluation networks (the `paper` budgets) -------------------------------------
+class Faces(ContinuousDataset):
+    """Colour images with a label and a 2-class aux, asking for the authors' networks (32 px: cheaper
+    than their 64, the same layers)."""
+
+    name = "mt-faces"
+    kind = "images"
+    resolution = 32
+    channels = 3
+    label_range = (1.0, 60.0)
+    options = {"evalnets": __import__("bench.data", fromlist=["EVALNET_OPTION"]).EVALNET_OPTION["evalnets"]}
+
+    def train_set(self, imbalance, seed):
+        g = torch.Generator().manual_seed(seed)
+        return Split(torch.rand(8, 3, 32, 32, generator=g) * 2 - 1, torch.arange(8.0) * 5 + 1, [], torch.arange(8) % 2)
+
+    def reference_set(self):
+        return self.train_set(1, 5)
+
+    def eval_labels(self):
+        return np.arange(1.0, 61.0)
+
+
+def test_authors_evaluation_networks_are_resnet34s_and_a_512d_encoder(monkeypatch):
+    from bench.metrics import evalnet
+
+    monkeypatch.setattr(evalnet, "AUTHORS_EPOCHS", 1)  # their 200 epochs are for a GPU
+    d = Faces(evalnets="authors")
+    reg, cls, ae = (get_evalnet(d, role) for role in ("regressor", "aux_classifier", "autoencoder"))
+    trunk_params = sum(p.numel() for p in reg.model.trunk.parameters())
+    # their ResNet34 trunk by hand: 3x3 conv + BN, BasicBlocks [3, 4, 6, 3] at 64..512 channels, each stage
+    # opening with stride 2 and a 1x1 shortcut conv + BN (also the first: stride 2), no fc
+    assert trunk_params == 21_281_216
+    assert [m.out_features for m in reg.model.head if isinstance(m, torch.nn.Linear)] == [128, 128, 1]
+    assert isinstance(cls.model.head, torch.nn.Linear) and cls.model.head.out_features == 2
+    assert ae.encode(d.reference_set().x).shape == (8, 512)
+    assert reg.describe()["recipe"] == "resnet34-reg-v1" and reg.describe()["family"] == "authors"
+    assert cls.describe()["recipe"] == "resnet34-cls-v1" and ae.describe()["recipe"] == "ae512-v1"
+    small = get_evalnet(Faces(), "regressor")
+    assert small.describe()["recipe"] == "cnn-reg-v1" and "family" not in small.describe()
+
+
+def test_evaluation_network_family_stays_out_of_the_training_id():
+    from bench.spec import training_config
+
+    config = {"method": "ccgan-svdl", "budget": {"steps": 1, "eval_samples": 5}, "dataset_options": {"evalnets": "authors"}}
+    assert "dataset_options" not in training_config(config)
+    config["dataset_options"]["mode"] = "x"
+    assert training_config(config)["dataset_options"] == {"mode": "x"}
