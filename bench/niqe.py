@@ -36,6 +36,7 @@ same parameters as a .mat file (pyiqa is the optional extra `niqe`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -134,18 +135,33 @@ def mscn(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (img - mu) / (sigma + 1), sigma
 
 
+@functools.lru_cache(maxsize=8)
+def _aggd_grid(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gamma, r(gamma)) on pyiqa's grid 0.2:0.001:10, computed once per dtype and device."""
+    gam = torch.arange(0.2, 10 + 0.001, 0.001).to(dtype=dtype, device=device)
+    return gam, (2 * torch.lgamma(2.0 / gam) - (torch.lgamma(1.0 / gam) + torch.lgamma(3.0 / gam))).exp()
+
+
+def nearest(grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """argmin_i |grid_i - x| for each x, the first index on a tie and 0 for NaN (what pyiqa's
+    argmin over the whole grid gives), by binary search: `grid` (AGGD's r(gamma)) increases
+    strictly, and 8x8 blocks make millions of rows, too many for a 9,801-wide row each."""
+    hi = torch.searchsorted(grid, x.contiguous()).clamp(max=len(grid) - 1)
+    lo = (hi - 1).clamp(min=0)
+    pick = torch.where((grid[hi] - x).abs() < (grid[lo] - x).abs(), hi, lo)
+    return torch.where(torch.isnan(x), torch.zeros_like(pick), pick)
+
+
 def aggd(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Asymmetric generalised Gaussian fit (alpha, beta_left, beta_right) of (n, 1, h, w) blocks."""
-    gam = torch.arange(0.2, 10 + 0.001, 0.001).to(block)
-    r_gam = (2 * torch.lgamma(2.0 / gam) - (torch.lgamma(1.0 / gam) + torch.lgamma(3.0 / gam))).exp()
-    r_gam = r_gam.repeat(block.shape[0], 1)
+    gam, r_gam = _aggd_grid(block.dtype, block.device)
     left, right = block < 0, block > 0
     left_std = torch.sqrt((block * left).pow(2).sum(dim=(-1, -2)) / left.sum(dim=(-1, -2), dtype=torch.float32))
     right_std = torch.sqrt((block * right).pow(2).sum(dim=(-1, -2)) / right.sum(dim=(-1, -2), dtype=torch.float32))
     gammahat = left_std / right_std
     rhat = block.abs().mean(dim=(-1, -2)).pow(2) / block.pow(2).mean(dim=(-1, -2))
     rhatnorm = (rhat * (gammahat.pow(3) + 1) * (gammahat + 1)) / (gammahat.pow(2) + 1).pow(2)
-    alpha = gam[(r_gam - rhatnorm).abs().argmin(dim=-1)]
+    alpha = gam[nearest(r_gam, rhatnorm.reshape(-1))]
     scale = (torch.lgamma(1 / alpha) - torch.lgamma(3 / alpha)).exp().sqrt()
     return alpha, left_std.squeeze(-1) * scale, right_std.squeeze(-1) * scale
 
@@ -210,7 +226,7 @@ def image_features(gray: torch.Tensor, block: int = BLOCK) -> tuple[torch.Tensor
 
 
 def _batch(size: int, block: int) -> int:
-    """Images per feature batch: about BATCH x 4 blocks (the AGGD fit holds a 9,801-wide row per block)."""
+    """Images per feature batch: about BATCH x 4 blocks, as many as the 96-px recipe's batches."""
     return max(1, BATCH * 4 // max(1, (size // block) ** 2))
 
 

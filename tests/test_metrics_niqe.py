@@ -181,3 +181,12 @@ def test_niqe_metric_averages_per_window_then_over_windows(monkeypatch):
     assert ctx.info["niqe"]["windows"] == 2 and ctx.info["niqe"]["block"] == 8
     unlabelled = EvalContext(dataset=AgeWindows(), fake=torch.zeros(4, 3, 64, 64), reference=None, device=torch.device("cpu"))
     assert math.isnan(NIQE().compute(unlabelled)) and "requested labels" in unlabelled.info["unavailable"]["niqe"]
+
+
+def test_nearest_grid_point_equals_the_full_argmin():
+    """The AGGD shape search by binary search picks what pyiqa's argmin over the grid picks,
+    ties (midpoints) and NaN included."""
+    gam, r = niqe._aggd_grid(torch.float64, torch.device("cpu"))
+    x = torch.cat([torch.rand(3000, generator=torch.Generator().manual_seed(0)).double() * 0.9, r[::97],
+                   (r[1:300] + r[:299]) / 2, torch.tensor([float("nan"), -1.0, 5.0], dtype=torch.float64)])  # fmt: skip
+    assert torch.equal(niqe.nearest(r, x), (r[None, :] - x[:, None]).abs().argmin(dim=-1))
