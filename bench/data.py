@@ -53,6 +53,10 @@ LONGTAIL_OPTIONS = {
 }
 SUBSAMPLE_TAG = 0x4C54  # "LT": the random stream of the continuous long tail
 ROOT_OPTION = {"root": Option(None, path=True, help="a folder holding the data files")}
+# Which evaluation networks score the data set (bench.metrics.evalnet): an evaluation
+# setting, so bench.spec keeps it out of the training id.
+EVALNET_OPTION = {"evalnets": Option("small", ("small", "authors"),
+                                     help="small: the harness's CPU networks; authors: the CcGAN authors' ResNet-34s and 512-d autoencoder")}  # fmt: skip
 
 
 class Dataset:
@@ -70,6 +74,10 @@ class Dataset:
     # A variant (`variant`) names the dataset whose data it is: decoded files,
     # evaluation networks and reference statistics are cached under that name.
     variant_of: ClassVar[str | None] = None
+    # Bumped when what the dataset gives (data, evaluation labels, windows, NIQE protocol)
+    # changes: it enters cell configs as `dataset_revision` (bench.spec), so results
+    # computed before keep ids of their own.
+    revision: ClassVar[int] = 0
 
     @classmethod
     def data_name(cls) -> str:
@@ -131,6 +139,7 @@ class Dataset:
             "dim": cls.dim,
             "label_range": list(getattr(cls, "label_range", None) or []) or None,
             "periodic": getattr(cls, "periodic", False),
+            "replicate_to": getattr(cls, "replicate_to", 0),
             "reference_split": cls.reference_split,
         }
 
@@ -145,6 +154,12 @@ class ContinuousDataset(Dataset):
     label_type = "continuous"
     label_range: ClassVar[tuple[float, float]]
     periodic: ClassVar[bool] = False  # the label is an angle: the ends of label_range meet
+    # The evaluation windows (bench.metrics.continuous): `window_centres()` (default: the
+    # evaluation labels) and `window_radius` (default: half the centres' median spacing).
+    window_radius: ClassVar[float | None] = None
+    # CcGAN's protocol: labels with fewer training images are topped up to this many by
+    # replicating their images (0: none), before sigma and kappa (methods/ccgan.py).
+    replicate_to: ClassVar[int] = 0
 
     def eval_labels(self) -> np.ndarray:
         raise NotImplementedError
@@ -377,15 +392,57 @@ def dataset_for(cell: dict) -> Dataset:
 
 
 class CcganH5Dataset(ContinuousImageDataset):
-    """A CcGAN authors' HDF5 file (`images` N×3×R×R uint8, `labels`): the
-    labels inside `label_range` (closed) are kept, and, as in CcGAN, the
-    reference is all of those real images."""
+    """A CcGAN authors' HDF5 file (`images` N×3×R×R uint8, `labels`, and the
+    auxiliary class `aux_key` where the file has it): the labels inside
+    `label_range` are kept (closed, or open with `open_range`), and, as in
+    CcGAN, the reference is all of those real images."""
 
     reference_arrays = "train"
     channels = 3
+    options = {**ROOT_OPTION, **EVALNET_OPTION}
+    open_range: ClassVar[bool] = False  # keep lo < y < hi (Steering Angle's main.py:68) instead of lo <= y <= hi
+    aux_key: ClassVar[str | None] = None  # the file's auxiliary class (UTKFace: `races`), Split.aux
+
+    def decode_key(self) -> str:
+        return super().decode_key() + ("-open" if self.open_range else "") + (f"-{self.aux_key}" if self.aux_key else "")
 
     def decode(self, folder: Path) -> dict[str, np.ndarray]:
-        images, labels = read_h5_images(folder / self.source.files[0], self.resolution)
+        extra = (self.aux_key,) if self.aux_key else ()
+        images, labels, *aux = read_h5_images(folder / self.source.files[0], self.resolution, extra)
         lo, hi = self.label_range
-        keep = (labels >= lo) & (labels <= hi)
-        return {"train_x": images[keep], "train_y": labels[keep]}
+        keep = ((labels > lo) & (labels < hi)) if self.open_range else ((labels >= lo) & (labels <= hi))
+        out = {"train_x": images[keep], "train_y": labels[keep]}
+        if aux and aux[0] is not None:
+            out["train_aux"] = aux[0][keep]
+        return out
+
+    def data_labels(self) -> np.ndarray:
+        """The labels of all kept images (the authors' `raw_labels`)."""
+        return np.asarray(self.arrays()["train_y"], dtype=np.float64)
+
+    # A separate HDF5 file of images and auxiliary classes (`images`, `labels`) in the data
+    # folder, on which the Diversity classifier trains when the main file has no `aux_key`
+    # (Steering Angle's SteeringAngle_5_scenes_64x64.h5).
+    aux_file: ClassVar[str | None] = None
+
+    def aux_problem(self) -> str | None:
+        """Why the auxiliary classifier's file cannot be read (None: it can)."""
+        if self.aux_file is None:
+            return None
+        folder = locate(self.source, self.settings.get("root"), dataset=self.name)
+        if not (folder / self.aux_file).exists():
+            return (f"dataset {self.name!r}: the Diversity classifier trains on {self.aux_file}, not in {folder} "
+                    f"(published with the CcGAN code, https://github.com/UBCDingXin/improved_CcGAN)")  # fmt: skip
+        return None
+
+    def aux_split(self) -> Split | None:
+        """The images and classes the auxiliary classifier learns from, when they come from `aux_file`."""
+        if self.aux_file is None:
+            return None
+        folder = locate(self.source, self.settings.get("root"), dataset=self.name)
+        arrays = decoded(f"{self.data_name()}-{self.resolution}px-aux", [folder / self.aux_file],
+                         lambda: dict(zip(("x", "aux"), read_h5_images(folder / self.aux_file, self.resolution))))  # fmt: skip
+        aux = np.asarray(arrays["aux"])
+        if (aux != np.round(aux)).any() or aux.min() < 0:
+            raise UserError(f"{folder / self.aux_file}: `labels` must be class ids 0, 1, ..., got {aux[(aux != np.round(aux)) | (aux < 0)][0]}")
+        return Split(ClassImageDataset.to_tensor(arrays["x"]), torch.zeros(len(aux)), [], torch.from_numpy(aux.astype(np.int64)))

@@ -228,8 +228,9 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def read_h5_images(path: Path, resolution: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The CcGAN authors' HDF5 layout: `images` N×3×R×R uint8 and `labels` (N,)."""
+def read_h5_images(path: Path, resolution: int = 64, extra: tuple[str, ...] = ()) -> tuple[np.ndarray, ...]:
+    """The CcGAN authors' HDF5 layout: `images` N×3×R×R uint8 and `labels` (N,); then each
+    dataset named in `extra` that the file holds as N integers (e.g. UTKFace's `races`), else None."""
     import h5py
 
     path = Path(path)
@@ -240,12 +241,16 @@ def read_h5_images(path: Path, resolution: int = 64) -> tuple[np.ndarray, np.nda
                     raise UserError(f"{path}: has no dataset {key!r} (it has: {', '.join(f.keys()) or 'nothing'}); "
                                     f"expected the CcGAN layout `images` N×3×{resolution}×{resolution} uint8 and `labels`")  # fmt: skip
             images, labels = f["images"][:], f["labels"][:]
+            others = [f[k][:] if k in f else None for k in extra]
     except OSError as exc:
         raise UserError(f"{path}: cannot read it as HDF5 ({exc})") from None
     if images.dtype != np.uint8 or images.shape[1:] != (3, resolution, resolution) or len(labels) != len(images):
         raise UserError(f"{path}: expected `images` N×3×{resolution}×{resolution} uint8 and N labels, "
                         f"got {images.dtype} {images.shape} and {len(labels)} labels")  # fmt: skip
-    return images, labels.astype(np.float64).reshape(-1)
+    for key, values in zip(extra, others):
+        if values is not None and (values.reshape(-1).shape != labels.reshape(-1).shape or not np.issubdtype(values.dtype, np.integer)):
+            raise UserError(f"{path}: `{key}` must hold one integer class per image, got {values.dtype} {values.shape}")
+    return (images, labels.astype(np.float64).reshape(-1), *[None if v is None else v.reshape(-1).astype(np.int64) for v in others])
 
 
 # -- the decoded cache ---------------------------------------------------------

@@ -114,6 +114,7 @@ RUNTIME_KEYS = ("log_every", "checkpoint_every", "compile")
 # How a trained generator is scored, not how it is trained: left out of the training id.
 EVAL_KEYS = ("metrics", "eval_seed", "eval_repeats")
 EVAL_BUDGET_KEYS = ("eval_samples",)
+EVAL_DATASET_OPTIONS = ("evalnets",)  # which evaluation networks score the data (bench.metrics.evalnet)
 
 
 @dataclass
@@ -138,6 +139,11 @@ def training_config(config: dict) -> dict:
     """The config without its evaluation keys: what a training run depends on."""
     out = {k: v for k, v in config.items() if k not in EVAL_KEYS}
     out["budget"] = {k: v for k, v in config["budget"].items() if k not in EVAL_BUDGET_KEYS}
+    if "dataset_options" in config:
+        options = {k: v for k, v in config["dataset_options"].items() if k not in EVAL_DATASET_OPTIONS}
+        out.pop("dataset_options")
+        if options:
+            out["dataset_options"] = options
     return out
 
 
@@ -649,6 +655,9 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         "seed": combo["seed"],
         **config,
         **({"dataset_options": options} if options else {}),
+        # A dataset whose protocol changed (its data or its evaluation) bumps `revision`: cells
+        # get new ids, and revision 0 stays out of the config so older ids keep their meaning.
+        **({"dataset_revision": dataset.revision} if dataset.revision else {}),
         "dataset_paths": paths,
     }
 

@@ -9,6 +9,13 @@ Read from UBCDingXin/improved_CcGAN (`Simulation/` for the circle,
 Labels y are normalised to [0, 1] by the dataset's `label_range` (circle:
 angle / 2 pi, as theirs; UTKFace: (age - 1) / 59 where they divide by 60, and
 the same vicinity in years follows, since sigma and kappa scale with it).
+- Rare labels are replicated first where the data set declares it
+  (`replicate_to`, UTKFace: 200, their MAX_N_IMG_PER_LABEL_AFTER_REPLICA;
+  Steering Angle's scripts pass 0): a label with n < 200 training images
+  gets 200 - n copies drawn with replacement (`replicate_rare`, on a stream
+  of the cell seed; theirs draws from numpy's global generator). sigma,
+  kappa, the vicinal batches and Dual-NDA's Type I pool use the replicated
+  set; the label embedding learns from the data before replication, as theirs.
 - sigma = 1.06 std(y) N^(-1/5) over the N training labels (rule of thumb,
   their default `--kernel_sigma -1`; `ccgan_sigma` > 0 sets it).
 - kappa_base = |kappa| * (the largest gap between neighbouring distinct
@@ -70,6 +77,7 @@ from bench.method import Method
 from bench.registry import METHODS
 
 LOSSES = ("vanilla", "hinge")
+REPLICA_TAG = 0x5250  # "RP": the random stream of the replication of rare labels
 
 
 def rule_of_thumb_sigma(y: np.ndarray) -> float:
@@ -82,6 +90,21 @@ def kappa_base(distinct: np.ndarray, scale: float) -> float:
     if len(distinct) < 2:
         raise ValueError(f"CcGAN's vicinity needs at least two distinct training labels, got {len(distinct)}")
     return scale * float(np.max(np.diff(np.sort(distinct))))
+
+
+def replicate_rare(y: np.ndarray, to: int, seed: int) -> np.ndarray:
+    """Indices into the training labels y: all of them, then, for each distinct label with n < `to`
+    images, `to - n` of its indices drawn with replacement (the authors' replication of rare
+    labels: improved_CcGAN UTKFace/UTKFace_64x64/CcGAN-improved/main.py:143-167, Dual-NDA
+    UTKFace/.../NDA/main.py:124-148; `to` <= 1 replicates nothing, as their `> 1` test)."""
+    y = np.asarray(y).reshape(len(y), -1)[:, 0]
+    idx = np.arange(len(y))
+    if to <= 1:
+        return idx
+    rng = np.random.default_rng([REPLICA_TAG, seed])
+    labels, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    extra = [rng.choice(np.flatnonzero(inverse == k), size=to - n, replace=True) for k, n in enumerate(counts) if n < to]
+    return np.concatenate([idx, *extra]) if extra else idx
 
 
 def vicinity_radius(kind: str, base: float, threshold: float) -> tuple[float, float]:
@@ -176,22 +199,27 @@ class CcGAN(Method):
     # -- the training split -----------------------------------------------------
     def begin(self, data, fresh):
         super().begin(data, fresh)
-        y = self.normalise(data.y)
+        raw_y = self.normalise(data.y)  # the label embedding learns from the data before replication, as theirs
+        idx = torch.from_numpy(replicate_rare(data.y.cpu().numpy(), self.data_info.get("replicate_to", 0), self.config["seed"]))
+        x, y_units = data.x[idx.to(data.x.device)], data.y[idx.to(data.y.device)]
+        y = self.normalise(y_units)
         order = torch.argsort(y)
-        self.x, self.y, self.order, self.sorted_y = data.x, y, order, y[order]
+        self.x, self.y, self.order, self.sorted_y = x, y, order, y[order]
         self.distinct = torch.unique(y)
         lo, hi = self.data_info["label_range"]
-        y_np = ((data.y.double().cpu() - lo) / (hi - lo)).numpy()  # sigma and kappa in float64, as theirs
+        y_np = ((y_units.double().cpu() - lo) / (hi - lo)).numpy()  # sigma and kappa in float64, as theirs
         sigma = self.hp["ccgan_sigma"] or rule_of_thumb_sigma(y_np)
         base = kappa_base(np.unique(y_np), self.hp["ccgan_kappa"])
         self.radius, self.nu = vicinity_radius(self.vicinity, base, self.hp["ccgan_soft_threshold"])
         self.sigma, self.kappa_base = sigma, base
         self.facts.update(ccgan_sigma=sigma, ccgan_kappa_base=base, ccgan_vicinity=self.vicinity, ccgan_radius=self.radius,
                           ccgan_nu=self.nu, ccgan_distinct_labels=len(self.distinct))  # fmt: skip
+        if len(idx) > len(data.y):
+            self.facts["ccgan_replicated"] = {"to": self.data_info["replicate_to"], "added": len(idx) - len(data.y)}
         if self.images and fresh:
             recipe = {"net": self.hp["ccgan_embed_net"], "epochs": self.hp["ccgan_embed_epochs"],
                       "y2h_epochs": self.hp["ccgan_y2h_epochs"]}  # fmt: skip
-            state, facts = embedding(self.dataset, self.config["imbalance"], self.config["seed"], y.cpu(), data.x,
+            state, facts = embedding(self.dataset, self.config["imbalance"], self.config["seed"], raw_y.cpu(), data.x,
                                      recipe, self.device)  # fmt: skip
             self.y2h.load_state_dict(state)
             self.facts["ccgan_embedding"] = facts

@@ -14,19 +14,30 @@ fed to D with the step's targets t_j (their `nda_c`, `nda_d` terms):
 
 - Type I (`nda_c`): for each t_j, a real training image drawn uniformly from
   those whose label distance |y - t_j| exceeds the q1-quantile of the
-  distances of all N training labels to t_j (np.quantile's linear rule).
-- Type II (`nda_d`): fakes of the trained CcGAN baseline whose NIQE is
-  above the q2-quantile within their label group. The bank: for every
-  evaluation label of the data set (UTKFace: the 60 ages, as theirs),
-  `dual_nda_bank_per_label` fakes of the baseline's generator (theirs:
-  10,000, `--niqe_nfake_per_label_burnin`), scored by NIQE with the model
-  fitted on the real training images (`bench.niqe.pristine_model`, the one
-  the `niqe` metric uses; theirs is MATLAB's NIQE fitted on the same
-  images), the ones with NIQE > the q2 quantile of their group kept (theirs
-  keep 1,000 of 10,000 per age: 60,000). Each D step draws, for each t_j, a
-  bank image uniformly among those with |label - t_j| <= r, r starting at
-  kappa_base (their "hard vicinity" radius, sqrt(1/nu) for SVDL) and grown
-  by x1.05 until the window holds one (their loop, computed in closed form).
+  distances of all N training labels to t_j (np.quantile's linear rule, as
+  theirs, train_ccgan.py:403-407). Ties: with integer labels (UTKFace ages)
+  the farthest labels can all sit at the cutoff, so none exceeds it; theirs
+  then fails its assert (train_ccgan.py:406); we draw among the labels at the
+  cutoff distance or beyond (`type1_indices`).
+- Type II (`nda_d`): fakes of the trained CcGAN baseline with a high NIQE,
+  under the data set's NIQE protocol (`bench.niqe`, the one the `niqe`
+  metric uses). UTKFace (one MATLAB NIQE model per age, 8x8 blocks on the
+  native 64x64 images, sharpness threshold 0.1: improved_CcGAN
+  NIQE/UTKFace/NIQE_64x64/Intra_niqe_train_utkface.m): for each age 1..60,
+  `dual_nda_bank_per_label` fakes (theirs: 10,000, run_gene.sh
+  `--niqe_nfake_per_label_burnin`), scored by that age's model, and those
+  above the q2 quantile of their age kept (NIQE_filter_64x64/
+  Intra_niqe_test_utkface.m:44-53: 1,000 of 10,000 per age). Steering Angle
+  (one model of the whole data set): fakes at each distinct training label
+  (their baseline main.py:543; 100 each in run_gene.sh), one quantile over
+  all of them (NIQE_filter_64X64/niqe_test_steeringangle.m:34). The models
+  are fitted on all real images of the data set, not the fakes' own; the
+  quantile is MATLAB's (numpy's "hazen"). Data sets without the authors'
+  protocol use the harness's NIQE, filtered per evaluation label. Each D
+  step draws, for each t_j, a bank image uniformly among those with
+  |label - t_j| <= r, r starting at kappa_base (their "hard vicinity"
+  radius, sqrt(1/nu) for SVDL) and grown by x1.05 until the window holds
+  one (their loop, train_ccgan.py:411-416, computed in closed form).
 - Weights (run_dual.sh): UTKFace lambda_bar = 0.8, lambda_1 = 0.05,
   lambda_2 = 0.15, q1 = 0.9; Steering Angle 0.7, 0.1, 0.2, q1 = 0.5;
   q2 = 0.9 for both (`badfake_NIQE0.9`). Defaults are UTKFace's.
@@ -39,16 +50,17 @@ with this cell's CcGAN settings and `dual_nda_bank_step` steps (UTKFace:
 `derived/dual-nda-type2-<hash>.pt` (uint8 images and labels, written once
 under a lock), never a checkpoint.
 
-Where training starts (`dual_nda_start`): the authors' UTKFace script trains
-60,000 iterations from scratch with the negatives switched on at iteration
-40,000 (`nda_start_iter`), the same number of steps as the baseline that
-made the bank. `baseline` (the default; the issue's reading) starts this
-cell from the baseline's final state (networks and optimizers) and trains
-`budget.steps` more with the negatives: with 20,000 steps that is the
-authors' schedule with the first 40,000 iterations shared with the baseline
-(their run redraws them with another seed). `g_updates` then counts the
-baseline's steps too. `scratch` is their Steering Angle setting
-(nda_start_iter = 0): fresh networks, negatives from the first step.
+The schedule (`dual_nda_start`): `scratch` (the default) is the authors':
+fresh networks trained `budget.steps` steps, lambda_bar on the fakes from
+the first step (train_ccgan.py:562), the Type I and II terms from generator
+step `dual_nda_start_step` + 1 on (their 0-based `niter >= nda_start_iter`,
+train_ccgan.py:347-351, 401, 410, 568-575). UTKFace: 60,000 steps with
+dual_nda_start_step 40,000; Steering Angle: 20,000 with 0 (run_dual.sh). The
+baseline cell only supplies the Type II bank, as their separately trained
+baseline does. `finetune` is ours: the cell starts from the baseline's final
+state (networks and optimizers) and trains `budget.steps` more steps with
+the negatives from the first (`g_updates` then counts the baseline's steps
+too); `dual_nda_start_step` is unused there.
 
 Not here, as in CcGAN (methods/ccgan.py): DiffAugment, which the authors
 apply to every D input; Steering Angle's SAGAN network.
@@ -76,8 +88,8 @@ _ccgan = plugin_module(Path(__file__).with_name("ccgan.py"))
 _nda = plugin_module(Path(__file__).with_name("nda.py"))
 
 UPSTREAM = "baseline"
-STARTS = ("baseline", "scratch")
-BANK_RECIPE = "dual-nda-type2-v1"
+STARTS = ("scratch", "finetune")
+BANK_RECIPE = "dual-nda-type2-v2"
 GROWTH = 1.05  # their `nda_radius *= 1.05`
 QUANTILE_CHUNK = 2**24  # torch.quantile refuses larger inputs
 
@@ -91,9 +103,12 @@ def type1_indices(sorted_y: torch.Tensor, t: torch.Tensor, q: float) -> torch.Te
         distance = (sorted_y[None, :] - part[:, None]).abs()
         cutoff = torch.quantile(distance, q, dim=1, keepdim=True)
         outside = distance > cutoff
+        # Ties: where the farthest labels all sit at the cutoff, none exceeds it (their
+        # `assert len(indx_real_out_vicinity)>=1`, train_ccgan.py:406, fails): take the labels
+        # at the cutoff distance or beyond, i.e. the farthest ones.
+        tied = outside.sum(1) == 0
+        outside = torch.where(tied[:, None], distance >= cutoff, outside)
         count = outside.sum(1)
-        if bool((count == 0).any()):  # all labels equally far: no quantile splits them
-            raise ValueError("Dual-NDA's Type I negatives need training labels at different distances from a target")
         rank = (torch.rand(len(part), device=t.device) * count).long().clamp(max=count - 1)
         # the (rank + 1)-th True of each row
         picked.append(torch.searchsorted(outside.long().cumsum(1), (rank + 1)[:, None]).squeeze(1))
@@ -113,11 +128,13 @@ def type2_radius(sorted_labels: torch.Tensor, t: torch.Tensor, base: float) -> t
 
 
 def keep_worst(scores: np.ndarray, q: float) -> np.ndarray:
-    """Mask of the scores above their q-quantile (NaN scores, images without texture, are not kept)."""
+    """Mask of the scores above their q-quantile by MATLAB's `quantile` (NIQE_filter_64x64/
+    Intra_niqe_test_utkface.m:47-51; MATLAB's rule is numpy's "hazen"). NaN scores, images
+    without texture, are not kept."""
     finite = np.isfinite(scores)
     if not finite.any():
         return np.zeros(len(scores), dtype=bool)
-    return finite & (scores > np.quantile(scores[finite], q))
+    return finite & (scores > np.quantile(scores[finite], q, method="hazen"))
 
 
 @ADDONS.register("dual-nda")
@@ -125,9 +142,9 @@ class DualNDA(AddOn):
     paper = "Ding et al. 2023, Dual-NDA (arXiv 2308.10273): real-wrong-label and low-NIQE-fake negatives on CcGAN"
     hp = {"dual_nda_fake_weight": 0.8, "dual_nda_type1_weight": 0.05, "dual_nda_type2_weight": 0.15,
           "dual_nda_q1": 0.9, "dual_nda_q2": 0.9, "dual_nda_bank_step": 40000, "dual_nda_bank_per_label": 10000,
-          "dual_nda_start": "baseline"}  # fmt: skip
+          "dual_nda_start": "scratch", "dual_nda_start_step": 40000}  # fmt: skip
     hp_choices = {"dual_nda_start": STARTS}
-    hp_min = {"dual_nda_bank_step": 1, "dual_nda_bank_per_label": 2}
+    hp_min = {"dual_nda_bank_step": 1, "dual_nda_bank_per_label": 2, "dual_nda_start_step": 0}
     hp_max = {"dual_nda_q1": 0.999, "dual_nda_q2": 0.999, "dual_nda_bank_per_label": 1_000_000}
     conditional_ok = True
     conflicts = {"nda": "Dual-NDA replaces vanilla NDA's negatives (the authors run them apart)"}
@@ -154,10 +171,10 @@ class DualNDA(AddOn):
                     "optimizer": copy.deepcopy(config["optimizer"]), "arch": copy.deepcopy(config["arch"])}  # fmt: skip
         return {**needs, UPSTREAM: {"method": cls.base, "config": override}}
 
-    # -- the baseline and its bank -------------------------------------------------------
+    # -- the schedule, the baseline and its bank ---------------------------------------------
     def begin(self, data, fresh):
         upstream = None
-        if fresh and self.hp["dual_nda_start"] == "baseline":
+        if fresh and self.hp["dual_nda_start"] == "finetune":
             upstream = self.upstream_state()
             self.load_state_dict(upstream)  # G, D, optimizers, steps and label embedding of the baseline
             super().begin(data, fresh=False)
@@ -168,6 +185,14 @@ class DualNDA(AddOn):
         self.bank_x, self.bank_y = self.bank_x[order].to(self.device), self.bank_y[order].to(self.device)
         self.facts.update(dual_nda_bank_size=len(self.bank_y), dual_nda_start=self.hp["dual_nda_start"],
                           dual_nda_bank_step=self.hp["dual_nda_bank_step"])  # fmt: skip
+        if self.hp["dual_nda_start"] == "scratch":
+            self.facts["dual_nda_start_step"] = self.hp["dual_nda_start_step"]
+
+    def negatives_on(self) -> bool:
+        """From scratch, the negatives join at generator step `dual_nda_start_step` + 1 (their
+        0-based `niter >= nda_start_iter`, train_ccgan.py:347-351, 401, 410, 568-575); fine-tuned,
+        from the first step. lambda_bar weighs the fakes from the first step either way (train_ccgan.py:562)."""
+        return self.hp["dual_nda_start"] == "finetune" or self.step - 1 >= self.hp["dual_nda_start_step"]
 
     def upstream_state(self) -> dict:
         path = self.upstream_dir(UPSTREAM) / CHECKPOINT
@@ -175,20 +200,35 @@ class DualNDA(AddOn):
             raise RuntimeError(f"Dual-NDA reads the baseline's final state from {path}, which does not exist")
         return load_checkpoint(path)["method"]
 
+    def bank_plan(self, model: dict) -> tuple[torch.Tensor, bool]:
+        """(normalised labels the baseline is asked for, whether the q2 filter runs within each label).
+        A NIQE model per label (UTKFace): the evaluation labels, filtered per label, as their
+        run_gene.sh (target labels 1..60, 10,000 fakes each) and NIQE_filter_64x64/
+        Intra_niqe_test_utkface.m (a quantile per age). One model of the whole data set in the
+        authors' protocol (Steering Angle): the distinct training labels and one quantile over all
+        fakes, as their baseline main.py:543 (`target_labels_norm = unique_labels_norm`) and
+        NIQE_filter_64X64/niqe_test_steeringangle.m:34. Other data sets (the harness's NIQE):
+        the evaluation labels, filtered per label."""
+        protocol = model["protocol"]
+        if protocol != niqe.HARNESS and not protocol.per_label:
+            return self.distinct.detach().cpu().float(), False
+        labels = torch.from_numpy(np.asarray(self.dataset.eval_labels(), dtype=np.float64))
+        return self.normalise(labels), True
+
     def type2_bank(self, upstream: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, normalised labels) of the Type II bank, built once in the baseline's folder."""
         folder = self.upstream_dir(UPSTREAM)
-        groups = self.normalise(torch.from_numpy(np.asarray(self.dataset.eval_labels(), dtype=np.float64)))
         model = niqe.pristine_model(self.dataset)
+        groups, per_group = self.bank_plan(model)
         key = {"recipe": BANK_RECIPE, "upstream": folder.name, "q2": self.hp["dual_nda_q2"], "niqe": model["digest"],
-               "per_label": self.hp["dual_nda_bank_per_label"], "seed": self.config["seed"],
+               "per_label": self.hp["dual_nda_bank_per_label"], "seed": self.config["seed"], "per_group": per_group,
                "groups": hashlib.sha256(groups.numpy().tobytes()).hexdigest()[:12]}  # fmt: skip
         tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
         path = folder / "derived" / f"dual-nda-type2-{tag}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
 
         def write(tmp):
-            x, y = self.build_bank(upstream or self.upstream_state(), groups, model)
+            x, y = self.build_bank(upstream or self.upstream_state(), groups, model, per_group)
             buffer = io.BytesIO()
             torch.save({"x": x, "y": y, "key": key}, buffer)
             tmp.write_bytes(buffer.getvalue())
@@ -200,24 +240,35 @@ class DualNDA(AddOn):
         return saved["x"], saved["y"]
 
     @torch.no_grad()
-    def build_bank(self, upstream: dict, groups: torch.Tensor, model: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The baseline generator's fakes with NIQE above the q2 quantile of their label group."""
+    def build_bank(self, upstream: dict, groups: torch.Tensor, model: dict, per_group: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The baseline generator's fakes with NIQE above the q2 quantile of their label group
+        (or of all fakes, `per_group` False), each scored by the NIQE fit of its label."""
         G = copy.deepcopy(self.G)
         G.load_state_dict(upstream["G"])
         G.eval()
         generator = torch.Generator(device=self.device).manual_seed(self.config["seed"])
         per_label, batch = self.hp["dual_nda_bank_per_label"], self.config["budget"]["batch_size"]
-        kept_x, kept_y = [], []
+        lo, hi = self.data_info["label_range"]
+        xs, ys, scores = [], [], []
         for label in groups.float():
             fakes = []
             for i in range(0, per_label, batch):
                 z = self.latent(min(batch, per_label - i), generator)
                 fakes.append(G(z, self.encode(label.expand(len(z)).to(self.device))).cpu())
             fakes = torch.cat(fakes)
-            keep = torch.from_numpy(keep_worst(niqe.niqe_of(fakes, model), self.hp["dual_nda_q2"]))
-            kept_x.append(((fakes[keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
-            kept_y.append(label.expand(int(keep.sum())).clone())
-        return torch.cat(kept_x), torch.cat(kept_y)
+            units = np.full(len(fakes), float(label) * (hi - lo) + lo)
+            value = niqe.niqe_of(fakes, model, units)
+            if per_group:
+                keep = torch.from_numpy(keep_worst(value, self.hp["dual_nda_q2"]))
+                fakes, value = fakes[keep], value[keep.numpy()]
+            xs.append(((fakes + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+            ys.append(label.expand(len(fakes)).clone())
+            scores.append(value)
+        x, y = torch.cat(xs), torch.cat(ys)
+        if not per_group:
+            keep = torch.from_numpy(keep_worst(np.concatenate(scores), self.hp["dual_nda_q2"]))
+            x, y = x[keep], y[keep]
+        return x, y
 
     # -- the loss -------------------------------------------------------------------
     def fake_weight(self):
@@ -225,6 +276,8 @@ class DualNDA(AddOn):
 
     def negative_terms(self, batch, c):
         terms = super().negative_terms(batch, c)
+        if not self.negatives_on():
+            return terms
         wrong = self.order[type1_indices(self.sorted_y, batch.target, self.hp["dual_nda_q1"])]
         terms["type1"] = self.hp["dual_nda_type1_weight"] * self.fake_term(self.D(self.flip(self.x[wrong]), c)).mean()
         radius = type2_radius(self.bank_y, batch.target, self.kappa_base)

@@ -56,13 +56,18 @@ def write_cifar(folder: Path, per_batch: int = 30) -> Path:
     return folder
 
 
-def write_ccgan_h5(path: Path, labels: np.ndarray) -> Path:
-    """The CcGAN authors' layout: `images` N×3×64×64 uint8 and `labels`."""
+def write_ccgan_h5(path: Path, labels: np.ndarray, races: np.ndarray | None = None, images: np.ndarray | None = None) -> Path:
+    """The CcGAN authors' layout: `images` N×3×64×64 uint8 (random unless given) and `labels`;
+    with `races`, UTKFace_64x64.h5's `races` (one integer class per image, 0..4 in theirs)."""
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
+    if images is None:
+        images = rng.integers(0, 256, (len(labels), 3, 64, 64), dtype=np.uint8)
     with h5py.File(path, "w") as f:
-        f.create_dataset("images", data=rng.integers(0, 256, (len(labels), 3, 64, 64), dtype=np.uint8))
+        f.create_dataset("images", data=np.asarray(images, dtype=np.uint8))
         f.create_dataset("labels", data=np.asarray(labels, dtype=np.float64))
+        if races is not None:
+            f.create_dataset("races", data=np.asarray(races, dtype=np.int64))
     return path

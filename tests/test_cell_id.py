@@ -81,3 +81,19 @@ def test_a_hyperparameter_added_later_keeps_the_ids_of_rows_at_its_default(tmp_p
     without = type(method)({**method.config, "hp": {}}, method.data_info, method.device)  # as the spec resolves it
     assert without.hp["sngan_loss"] == "hinge"  # the method still sees its default
     assert METHODS.get("sngan+pa").hp_kept_out_of_id == ("sngan_loss",)
+
+
+def test_a_datasets_protocol_revision_enters_the_config_only_when_bumped(tmp_path):
+    """Steering Angle and UTKFace follow the Dual-NDA authors' protocol since issue 21 (revision 1):
+    their cells get ids of their own; datasets at revision 0 keep the ids they had."""
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent("""
+        name: rev
+        matrix: {method: [ccgan-svdl], dataset: [utkface, steering-angle, rot-fmnist], imbalance: [1], seed: [0]}
+        defaults: {budget: {steps: 10}, arch: {name: cond-dcgan-small}}
+    """))
+    configs = {c["config"]["dataset"]: c["config"] for c in load_sweep(path).cells}
+    assert configs["utkface"]["dataset_revision"] == 1 and configs["steering-angle"]["dataset_revision"] == 1
+    assert "dataset_revision" not in configs["rot-fmnist"]
+    unrevised = {k: v for k, v in configs["utkface"].items() if k != "dataset_revision"}
+    assert cell_id(unrevised) != cell_id(configs["utkface"])

@@ -68,6 +68,39 @@ def test_ccgan_encodes_the_circle_angle_as_sin_and_cos():
     assert torch.allclose(c, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), atol=1e-6)
 
 
+def test_rare_labels_are_replicated_to_the_authors_minimum():
+    """improved_CcGAN UTKFace main.py:143-167: a label with n < 200 images gets 200 - n of its own
+    images again, drawn with replacement; larger labels and `to` <= 1 are left as they are."""
+    y = np.array([1.0] * 3 + [2.0] * 250 + [3.0] * 199 + [4.0])
+    idx = ccgan.replicate_rare(y, 200, seed=0)
+    assert idx[: len(y)].tolist() == list(range(len(y)))
+    labels, counts = np.unique(y[idx], return_counts=True)
+    assert labels.tolist() == [1, 2, 3, 4] and counts.tolist() == [200, 250, 200, 200]
+    assert set(idx[len(y):][y[idx[len(y):]] == 1.0]) <= {0, 1, 2}
+    assert np.array_equal(idx, ccgan.replicate_rare(y, 200, seed=0)) and not np.array_equal(idx, ccgan.replicate_rare(y, 200, seed=1))
+    for to in (0, 1):
+        assert ccgan.replicate_rare(y, to, seed=0).tolist() == list(range(len(y)))
+
+
+class RareAngles(TinyAngles):
+    name = "tiny-rare-angles"
+    replicate_to = 3
+
+    def train_set(self, imbalance, seed):
+        split = super().train_set(imbalance, seed)
+        return Split(split.x, split.y.round())  # integer angles: some repeated, most alone
+
+
+def test_ccgan_replicates_rare_labels_before_sigma_and_kappa():
+    method, _ = make_method("ccgan-svdl", RareAngles, batch_size=8, width=4)
+    raw = RareAngles().train_set(1, 0).y.numpy()
+    idx = ccgan.replicate_rare(raw, 3, seed=0)
+    assert len(method.x) == len(idx) > len(raw)
+    lo, hi = RareAngles.label_range
+    assert method.sigma == pytest.approx(ccgan.rule_of_thumb_sigma((raw[idx] - lo) / (hi - lo)), rel=1e-6)
+    assert method.record()["ccgan_replicated"] == {"to": 3, "added": len(idx) - len(raw)}
+
+
 # -- cGAN ------------------------------------------------------------------------------
 def test_cgan_bins_continuous_labels_like_ccgans_baseline():
     distinct = torch.tensor([5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0])
@@ -141,10 +174,10 @@ DUAL_HP = {"dual_nda_bank_per_label": 4, "dual_nda_bank_step": 3, "dual_nda_q2":
 
 
 def _dual(folder, monkeypatch, **hp):
-    model = {"mu": np.zeros(36), "cov": np.eye(36), "digest": "test"}
+    model = {"mu": np.zeros(36), "cov": np.eye(36), "digest": "test", "protocol": dual.niqe.HARNESS}
     monkeypatch.setattr(dual.niqe, "pristine_model", lambda dataset: model)
     # NIQE of 8x8 images has no 96x96 block; score by mean brightness instead (what is kept is what matters here)
-    monkeypatch.setattr(dual.niqe, "niqe_of", lambda images, model: images.mean(dim=(1, 2, 3)).double().numpy())
+    monkeypatch.setattr(dual.niqe, "niqe_of", lambda images, model, labels=None: images.mean(dim=(1, 2, 3)).double().numpy())
     runtime = {"upstream_dirs": {"baseline": str(folder)}}
     method, next_batch = make_method("ccgan+dual-nda", TinyAngles, batch_size=8, width=4, hp={**DUAL_HP, **hp}, runtime=runtime)
     return method, next_batch
@@ -161,9 +194,9 @@ def test_dual_nda_needs_its_baseline_with_the_cells_ccgan_settings():
     assert not any(k.startswith("dual_nda") for k in override["hp"]) and override["arch"] == {"name": "ccgan-sngan"}
 
 
-def test_dual_nda_starts_from_its_baseline_and_builds_the_bank_once(tmp_path, monkeypatch):
+def test_dual_nda_finetuned_starts_from_its_baseline_and_builds_the_bank_once(tmp_path, monkeypatch):
     base, folder = _baseline(tmp_path)
-    method, next_batch = _dual(folder, monkeypatch)
+    method, next_batch = _dual(folder, monkeypatch, dual_nda_start="finetune")
     for (k, a), b in zip(base.G.state_dict().items(), method.G.state_dict().values()):
         assert torch.equal(a, b), k
     assert method.step == 3 and torch.equal(method.y2h.main[0].weight, base.y2h.main[0].weight)
@@ -177,15 +210,48 @@ def test_dual_nda_starts_from_its_baseline_and_builds_the_bank_once(tmp_path, mo
     assert {"d_type1", "d_type2", "d_real", "d_fake"} <= set(logs) and all(torch.isfinite(v) for v in logs.values())
     assert method.fake_weight() == 0.8 and method.record()["dual_nda_bank_size"] == 36 and method.record()["g_updates"] == 4
     mtime = banks[0].stat().st_mtime_ns
-    again, _ = _dual(folder, monkeypatch)  # a second cell (or a resume) reads the bank
+    again, _ = _dual(folder, monkeypatch, dual_nda_start="finetune")  # a second cell (or a resume) reads the bank
     assert banks[0].stat().st_mtime_ns == mtime and len(again.bank_y) == 36
 
 
 def test_dual_nda_from_scratch_keeps_fresh_networks(tmp_path, monkeypatch):
     base, folder = _baseline(tmp_path)
-    method, _ = _dual(folder, monkeypatch, dual_nda_start="scratch")
+    method, _ = _dual(folder, monkeypatch)  # the default: the authors' schedule
+    assert method.hp["dual_nda_start"] == "scratch" and method.hp["dual_nda_start_step"] == 40000
     assert method.step == 0 and not torch.equal(next(iter(method.G.parameters())), next(iter(base.G.parameters())))
     assert len(method.bank_y) == 36
+
+
+def test_dual_nda_schedule_switches_the_negatives_on_after_nda_start_iter(tmp_path, monkeypatch):
+    """train_ccgan.py: lambda_bar weighs the fakes from iteration 0 (line 562); the Type I and II
+    terms join when the 0-based niter >= nda_start_iter (lines 568-575): with nda_start_iter 2,
+    iterations 0 and 1 (our steps 1 and 2) have none, iteration 2 (step 3) has both."""
+    _, folder = _baseline(tmp_path)
+    method, next_batch = _dual(folder, monkeypatch, dual_nda_start_step=2)
+    seen = [set(method.train_step(next_batch)) for _ in range(3)]
+    assert [{"d_type1", "d_type2"} <= keys for keys in seen] == [False, False, True]
+    assert all({"d_real", "d_fake"} <= keys for keys in seen) and method.fake_weight() == 0.8
+    assert method.record()["dual_nda_start_step"] == 2 and method.record()["g_updates"] == 3
+
+
+def test_type1_handles_labels_tied_at_the_quantile():
+    """Integer ages repeated: 95 of 100 labels at distance 1 from t = 0, so the 0.9 quantile of the
+    distances is 1 and no label exceeds it (the authors' assert fails there); the farthest labels,
+    those at the cutoff, are the negatives."""
+    sorted_y = torch.tensor([0.0] * 5 + [1.0] * 95)
+    idx = dual.type1_indices(sorted_y, torch.zeros(500), 0.9)
+    assert set(idx.tolist()) == set(range(5, 100))
+    ages = torch.tensor(sorted([float(a) for a in range(1, 61) for _ in range(1 + a % 7)])) / 60
+    t = ages[torch.randint(len(ages), (300,), generator=torch.Generator().manual_seed(0))]
+    idx = dual.type1_indices(ages, t, 0.9)
+    distance = (ages[None, :] - t[:, None]).abs()
+    cutoff = torch.quantile(distance, 0.9, dim=1)
+    assert (distance[torch.arange(300), idx] >= cutoff).all()
+
+
+def test_keep_worst_uses_matlabs_quantile():
+    """MATLAB's quantile([1 2 3 4 5], 0.7) is 4 (numpy's linear rule gives 3.8): only 5 is above it."""
+    assert dual.keep_worst(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 0.7).tolist() == [False] * 4 + [True]
 
 
 def test_dual_nda_without_its_upstream_folder_says_so():
@@ -243,14 +309,14 @@ def test_dual_nda_resumed_from_its_state_equals_the_uninterrupted_run(tmp_path, 
     from test_methods import _rng_state, _set_rng_state
 
     _, folder = _baseline(tmp_path)
-    straight, next_batch = _dual(folder, monkeypatch)
+    straight, next_batch = _dual(folder, monkeypatch, dual_nda_start_step=2)  # the resume crosses the switch
     for _ in range(4):
         straight.train_step(next_batch)
-    first, next_batch = _dual(folder, monkeypatch)
+    first, next_batch = _dual(folder, monkeypatch, dual_nda_start_step=2)
     for _ in range(2):
         first.train_step(next_batch)
     saved, rng = first.state_dict(), _rng_state(next_batch.generator)
-    resumed, next_batch = _dual(folder, monkeypatch)
+    resumed, next_batch = _dual(folder, monkeypatch, dual_nda_start_step=2)
     resumed.load_state_dict(saved)
     _set_rng_state(rng, next_batch.generator)
     for _ in range(2):

@@ -144,7 +144,7 @@ def test_cifar10_pickles_and_rho100(data_root, tmp_path):
 
 @pytest.mark.parametrize("name, filename, labels, kept", [
     ("utkface", "UTKFace_64x64.h5", [0, 1, 5, 30, 60, 61, 80], [1, 5, 30, 60]),
-    ("steering-angle", "SteeringAngle_64x64.h5", [-90, -80, 0, 45.5, 80, 85], [-80, 0, 45.5, 80]),
+    ("steering-angle", "SteeringAngle_64x64.h5", [-90, -80, -79.5, 0, 45.5, 79.5, 80, 85], [-79.5, 0, 45.5, 79.5]),
 ])  # fmt: skip
 def test_ccgan_h5_readers(data_root, name, filename, labels, kept):
     cls = DATASETS.get(name)
@@ -156,6 +156,34 @@ def test_ccgan_h5_readers(data_root, name, filename, labels, kept):
     assert split.x.shape == (len(kept), 3, 64, 64) and split.y.dtype == torch.float32
     assert sorted(split.y.tolist()) == kept and ds.reference_set().y.tolist() == split.y.tolist()
     assert ds.label_type == "continuous" and ds.info()["label_range"] == list(cls.label_range)
+
+
+def test_steering_protocol_follows_its_data(data_root):
+    """Dual-NDA's Steering Angle main.py: -80 < a < 80 kept (line 68), evaluation labels
+    linspace(min, max, 2000) of the data (line 407), 1,000 SFID centres on
+    linspace(min + 2, max - 2) (lines 475-477), windows |a - c| <= 2 (opts.py:98)."""
+    labels = [-85, -80, -71.5, -3.25, 0, 12.0, 77.5, 80, 81]
+    write_ccgan_h5(data_root / "steering-angle" / "SteeringAngle_64x64.h5", labels)
+    ds = DATASETS.get("steering-angle")()
+    assert sorted(ds.train_set(1, 0).y.tolist()) == [-71.5, -3.25, 0, 12.0, 77.5]
+    assert np.array_equal(ds.eval_labels(), np.linspace(-71.5, 77.5, 2000))
+    assert np.array_equal(ds.window_centres(), np.linspace(-69.5, 75.5, 1000)) and ds.window_radius == 2.0
+    assert ds.replicate_to == 0 and ds.niqe.block == 8 and not ds.niqe.per_label
+
+
+def test_utkface_races_are_the_auxiliary_class(data_root):
+    ages = [0, 1, 1, 2, 30, 60, 61]
+    write_ccgan_h5(data_root / "utkface" / "UTKFace_64x64.h5", ages, races=[4, 0, 1, 2, 3, 4, 0])
+    ds = DATASETS.get("utkface")()
+    split = ds.train_set(1, 0)
+    assert split.aux.tolist() == [0, 1, 2, 3, 4] and split.y.tolist() == [1, 1, 2, 30, 60]
+    assert ds.replicate_to == 200 and ds.window_radius == 0 and ds.niqe.per_label
+
+
+def test_h5_races_must_be_one_class_per_image(data_root):
+    write_ccgan_h5(data_root / "utkface" / "UTKFace_64x64.h5", [1, 2], races=[1])
+    with pytest.raises(UserError, match="`races` must hold one integer class per image"):
+        DATASETS.get("utkface")().train_set(1, 0)
 
 
 def test_h5_wrong_layout(data_root):
@@ -287,3 +315,21 @@ def test_a_data_root_that_is_not_a_folder_is_refused_and_one_passed_over_is_said
     assert datafiles.locate(datafiles.FASHION_MNIST, root=tmp_path / "empty", dataset="fashion-mnist") == data_root
     assert capsys.readouterr().err == (f"ganbench: warning: fashion-mnist: the given root {tmp_path / 'empty'} holds neither "
                                        f"{', '.join(IDX_FILES)} nor a fashion-mnist/ folder with them; using {data_root}\n")  # fmt: skip
+
+
+def test_steering_diversity_classifier_trains_on_the_scenes_file(data_root):
+    """Their scene classifier (pretrain_CNN_class.py:85-88) learns SteeringAngle_5_scenes_64x64.h5's
+    `labels`; without the file Diversity says which file is missing, and adding it later works."""
+    from bench.metrics.evalnet import EvalNetUnavailable, get_evalnet
+
+    folder = data_root / "steering-angle"
+    write_ccgan_h5(folder / "SteeringAngle_64x64.h5", [-10.0, 0.0, 10.0])
+    ds = DATASETS.get("steering-angle")()
+    with pytest.raises(EvalNetUnavailable, match="trains on SteeringAngle_5_scenes_64x64.h5, not in"):
+        get_evalnet(ds, "aux_classifier")
+    write_ccgan_h5(folder / "SteeringAngle_5_scenes_64x64.h5", [0, 1, 2, 3, 4] * 4)
+    split = ds.aux_split()
+    assert split.x.shape == (20, 3, 64, 64) and split.aux.tolist() == [0, 1, 2, 3, 4] * 4
+    net = get_evalnet(ds, "aux_classifier")
+    assert net.extra["num_aux_classes"] == 5 and 0 <= net.accuracy <= 1
+
