@@ -80,12 +80,14 @@ def test_every_multi_row_plot_has_a_legend():
 
 
 def test_a_metric_undefined_in_some_cells_is_named_with_its_reason():
-    records = [{"status": "done", "config": {"metrics": ["fid_head", "classifier_fid"]},
+    # Records as the record index keeps them: no config (the sweep's own), the reasons kept.
+    records = [{"id": f"c{i}", "status": "done",
                 "metrics": {"fid_head": float("nan") if i < 2 else 3.0, "classifier_fid": 1.0},
                 "evaluator": {"unavailable": {"fid_head": "classes [1, 2, 4] have fewer than 10 samples"}} if i < 2 else {}}
                for i in range(5)]  # fmt: skip
-    records.append({"status": "done", "config": {"metrics": ["fid_head"]}, "metrics": {}})
-    (line,) = undefined_metric_notes(records, ["fid_head", "classifier_fid"])
+    records.append({"id": "c5", "status": "done", "metrics": {}})
+    configs = {f"c{i}": {"metrics": ["fid_head", "classifier_fid"]} for i in range(5)} | {"c5": {"metrics": ["fid_head"]}}
+    (line,) = undefined_metric_notes(records, configs, ["fid_head", "classifier_fid"])
     assert line.startswith("Undefined: head FID (classifier) (`fid_head`) in 3 of 6 finished cells")
     assert "classes [1, 2, 4] have fewer than 10 samples (2 cells)" in line and "no reason recorded (1 cell)" in line
 
