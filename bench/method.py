@@ -43,7 +43,7 @@ updates. Hooks chain with `super()`, so add-ons compose as mixins.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -69,6 +69,14 @@ class Method:
     # Hyperparameters added after the row had results: at their default they stay out of
     # the resolved config, and so out of the cell id, so those results keep their ids.
     hp_kept_out_of_id: ClassVar[tuple[str, ...]] = ()
+    # Hyperparameters whose default changed after the row had results, name -> the value
+    # those results computed with (the legacy value). A config without the key means the
+    # legacy value, so the key enters the config at every other value, the new default
+    # included: old results keep their ids and their meaning, new ones get new ids.
+    hp_legacy: ClassVar[dict[str, Any]] = {}
+    # False when `train_step` never calls `next_batch` (CcGAN draws its own vicinal
+    # batches): `budget.sampler` then changes nothing and stays out of the config.
+    loop_batches: ClassVar[bool] = True
     spectral_norm: ClassVar[bool] = False  # on every D layer
     # How to flip D's target for one sample (progressive augmentation):
     # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
@@ -96,7 +104,8 @@ class Method:
 
     def __init__(self, config: dict, data_info: dict, device: torch.device, dataset=None):
         self.config = config
-        self.hp = {**type(self).hp, **config["hp"]}  # with the defaults kept out of the id (hp_kept_out_of_id)
+        # with the defaults kept out of the id (hp_kept_out_of_id) and the legacy values (hp_legacy)
+        self.hp = {**type(self).hp, **type(self).hp_legacy, **config["hp"]}
         self.z_dim = config["arch"]["z_dim"]
         self.device = device
         self.data_info = data_info
@@ -475,6 +484,7 @@ def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Me
         "hp_min": minimum,
         "hp_max": maximum,
         "hp_kept_out_of_id": tuple(dict.fromkeys([*base.hp_kept_out_of_id, *(k for a in addons for k in a.hp_kept_out_of_id)])),
+        "hp_legacy": {**base.hp_legacy, **{k: v for a in addons for k, v in a.hp_legacy.items()}},
         "__module__": base.__module__,
     }
     return type(name, (*reversed(addons), base), attrs)

@@ -51,7 +51,12 @@ from bench.yamlsafe import load_file
 AXES = ("method", "dataset", "imbalance", "seed")
 EXECUTORS = ("debug", "local", "slurm")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-DEFAULT_BUDGET = {"steps": 2000, "batch_size": 128, "eval_samples": 2000}
+DEFAULT_BUDGET = {"steps": 2000, "batch_size": 128, "eval_samples": 2000, "sampler": "epoch"}
+# How the loop draws batches (bench.batches). Results made before the key existed drew with
+# replacement: a config without it means that, so the key enters the config at every
+# other value, the default included (new results get new ids; old ones keep theirs).
+SAMPLERS = ("epoch", "replacement")
+LEGACY_SAMPLER = "replacement"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # always with fullmatch: `$` would let a final newline in
 MAX_NAME_LEN = 100  # a sweep or budget name becomes a folder name (255 bytes at most on most filesystems)
 MAX_CELLS = 100_000  # above this a sweep is refused before expanding; --max-cells / $GANBENCH_MAX_CELLS raise it
@@ -561,6 +566,8 @@ def _settings(value: Any, key: str, check: _Checker, allowed: tuple[str, ...]) -
         check.fail(f"{key}.compile", f"must be true or false, got {shown(block['compile'])}")
     if "budget" in block:
         check.numbers(check.mapping(block["budget"], f"{key}.budget", tuple(DEFAULT_BUDGET)), f"{key}.budget", "budget.")
+        if "sampler" in block["budget"] and block["budget"]["sampler"] not in SAMPLERS:
+            check.fail(f"{key}.budget.sampler", f"must be one of {', '.join(SAMPLERS)}, got {shown(block['budget']['sampler'])}")
     if "optimizer" in block:
         opt = check.mapping(block["optimizer"], f"{key}.optimizer", ("name", "lr_g", "lr_d", "betas", "d_steps"))
         if "name" in opt and opt["name"] not in OPTIMIZERS:
@@ -633,6 +640,11 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
     for k in method.hp_kept_out_of_id:  # likewise hyperparameters added later, at their default
         if config["hp"].get(k) == method.hp[k]:
             config["hp"].pop(k)
+    for k, legacy in method.hp_legacy.items():  # and those whose absence means what results computed before them
+        if config["hp"].get(k) == legacy:
+            config["hp"].pop(k)
+    if config["budget"]["sampler"] == LEGACY_SAMPLER or not method.loop_batches:
+        config["budget"].pop("sampler")  # what a config without it means, or a row the loop's batches never reach
     config["arch"] = _resolve_arch(config["arch"], config["hp"], method, dataset, combo, check)
     options, paths = _dataset_options(combo["dataset"], dataset, config.pop("options", {}), by_dataset, check)
     problem = method.dataset_problem(dataset.info())

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.batches import batch_sampler
 from bench.compiled import compile_steps
 from bench.data import Split
 from bench.method import Method
@@ -191,16 +192,15 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
     holds the run's checkpoint and loss log.
     """
     steps = config["budget"]["steps"]
-    batch_size = config["budget"]["batch_size"]
     log_every, ckpt_every = runtime["log_every"], runtime["checkpoint_every"]
     ckpt_path, log_path = folder / CHECKPOINT, folder / LOSSES
 
     batch_gen = torch.Generator().manual_seed(config["seed"])
     x, y = data.x.to(method.device), data.y.to(method.device)
-    n = len(x)
+    sampler = batch_sampler(config["budget"], len(x), batch_gen)
 
     def next_batch():
-        idx = torch.randint(n, (batch_size,), generator=batch_gen).to(method.device)
+        idx = sampler().to(method.device)
         return x[idx], y[idx]
 
     start, earlier_s = 0, 0.0
@@ -209,6 +209,8 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
     if state is not None:
         method.load_state_dict(state["method"])
         set_rng_state(state["rng"], batch_gen)
+        if "sampler" in state:
+            sampler.load(state["sampler"])
         start, earlier_s = state["step"], state.get("train_s", 0.0)
         # The checkpoint carries the log rows up to its step, so a kill between
         # writing it and writing losses.csv loses nothing.
@@ -220,7 +222,7 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
     def checkpoint(step: int) -> None:
         buffer = io.BytesIO()
         torch.save({"config": config, "step": step, "method": method.state_dict(), "rng": rng_state(batch_gen),
-                    "log": rows, "train_s": earlier_s + time.perf_counter() - began}, buffer)  # fmt: skip
+                    "sampler": sampler.state(), "log": rows, "train_s": earlier_s + time.perf_counter() - began}, buffer)  # fmt: skip
         if ckpt_path.exists():  # kept: if the new one is ever unreadable, training resumes from this one
             os.replace(ckpt_path, folder / PREVIOUS)
         atomic_write(ckpt_path, buffer.getvalue())

@@ -160,6 +160,7 @@ class CcGAN(Method):
     paper_arch = {"points": "ccgan-mlp", "images": "ccgan-sngan"}
     conditional = True
     compilable = False  # empty vicinities are drawn again (a data-dependent loop)
+    loop_batches = False  # its vicinal batches replace the loop's (train_step): budget.sampler stays out of its ids
     vicinity: ClassVar[str]  # "hard" | "soft"
 
     def __init__(self, config, data_info, device, dataset=None):

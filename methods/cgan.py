@@ -24,6 +24,21 @@ setting; Miyato & Koyama used 2e-4, (0, 0.9) and 5 D steps with the hinge
 loss on ImageNet, which a sweep can set. Further D steps (`d_steps` > 1)
 draw fresh batches and fakes.
 
+Spectral normalization on every layer of D (`cgan_d_sn: true`), trunk,
+unconditional head and the projection's class embedding alike, on every
+architecture: Miyato & Koyama's D is built of SN layers throughout
+(pfnet-research/sngan_projection `dis_models/snresnet_32.py` lines 17-19:
+SNLinear head, SNEmbedID embedding; `dis_models/resblocks.py` lines 23-26
+and 59-61: SNConvolution2D, shortcuts included), as is the CcGAN authors'
+cGAN (improved_CcGAN `UTKFace/UTKFace_128x128/CcGAN-improved/models/
+cGAN_SAGAN.py`: snconv2d, snlinear1, sn_embedding1). `ccgan-sngan` has it
+built in; on `cond-mlp` and `cond-dcgan-small` the row adds it. Results
+made before the key existed had none on those two (`cgan_d_sn: false`, the
+legacy value: a config without the key means it, bench.method.hp_legacy).
+The authors' older 64x64 UTKFace cGAN (improved_CcGAN `UTKFace/models/
+cond_cnn_generator_discriminator.py`) has batch norm and no SN in D; the
+projection papers' networks are followed here.
+
 Differences: the CcGAN authors' cGAN on the circle feeds a learned class
 embedding by concatenation (no projection) and samples an unseen angle from
 the nearest training angle's class; on UTKFace their D sums the last
@@ -40,6 +55,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bench.archs import spectral_normalize
 from bench.method import Method
 from bench.registry import METHODS, plugin_module
 
@@ -65,7 +81,8 @@ def classes_of(labels: torch.Tensor, cutoffs: torch.Tensor) -> torch.Tensor:
 class CGAN(Method):
     paper = "Miyato & Koyama 2018, cGANs with Projection Discriminator (the CcGAN papers' cGAN baseline)"
     optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.999], "d_steps": 1}
-    hp = {"cgan_loss": "vanilla", "cgan_classes": 0}
+    hp = {"cgan_loss": "vanilla", "cgan_classes": 0, "cgan_d_sn": True}
+    hp_legacy = {"cgan_d_sn": False}  # results before the key: no SN added (ccgan-sngan's D had its own)
     hp_choices = {"cgan_loss": ccgan.LOSSES}
     hp_max = {"cgan_classes": 100_000}
     paper_arch = {"images": "ccgan-sngan"}
@@ -87,6 +104,12 @@ class CGAN(Method):
             problems.append(("cgan_classes", "continuous labels are binned into cgan_classes classes; set it to 2 or more "
                              "(the CcGAN papers: 120 on circle, 60 on utkface, 210 on steering-angle)"))  # fmt: skip
         return problems
+
+    def build_networks(self, arch, data_info):
+        G, D = super().build_networks(arch, data_info)
+        if self.hp["cgan_d_sn"]:
+            spectral_normalize(D)  # every Linear/Conv of D, the projection's embedding too; layers with SN are left as they are
+        return G, D
 
     def label_dim(self) -> int:
         return self.hp["cgan_classes"] if self.continuous else self.data_info["num_classes"]

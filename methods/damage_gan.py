@@ -9,12 +9,30 @@ SDCLR, as the code runs it:
 - The pruned branch is D's own trunk with every convolution weight
   multiplied by a 0/1 mask (the weights are shared, nothing is copied).
 - The mask is global magnitude pruning over all convolution layers of the
-  trunk (`Mask.magnitudePruning`): with n weights and k = ceil(p n), the
+  trunk (`Mask.magnitudePruning`, which ranks every module that has a
+  `prune_mask`): with n weights and k = ceil(p n), the
   threshold is the (k+1)-th smallest |w| and a weight is kept where
   |w| >= threshold, so exactly the n - k largest survive (ties aside).
   p = `prune_percent`, 0.9 as SDCLR runs CIFAR-10-LT (`--prune_percent 0.9`
   in `cmds/execute_hist/camera_ready.sh`). The projection head is not
   pruned.
+- Which convolutions: every one of the trunk, 1x1 shortcuts included. SDCLR
+  runs CIFAR-10-LT with `--model res18` (`cmds/shell_scrips/cifar-10-LT.sh`),
+  i.e. `prune_resnet18_dual` (`models/resnet_prune_multibn.py`), whose
+  shortcut `Downsample_multiple.conv` is `conv1x1`, a `prune_conv2d`
+  (`models/resnet_prune.py`): it has a `prune_mask`, so it is ranked, and
+  `BasicBlock.set_prune_flag` sets its flag, so it is masked. (The issue
+  that asked for this note read the opposite; it holds only for
+  `resnet32_prune_dual_s`, `models/resnet_s_cifar_prune_multibn.py`, whose
+  default shortcut, option A, has no convolution, and whose option-B 1x1
+  convolution is ranked but never flagged.) Linear layers are never pruned
+  there (`fc`, the projection head), nor here (D's heads). On this
+  harness's architectures (every `nn.Conv2d` of D.features, the trunk),
+  at 32x32 (CIFAR-10): `sn-dcgan` its 7 convolutions (3x3 and 4x4
+  alternating); `dcgan` and `dcgan-small` their 3 strided 4x4
+  convolutions; `resnet-sngan` the 10 convolutions of its 4 blocks, 8 3x3
+  and the 1x1 shortcuts of the 2 downsampling blocks (SDCLR's res18 prunes
+  its shortcuts alike; tests/test_contrastive.py lists them).
 - The mask is recomputed from the current weights at the start of every
   epoch, the first before any training.
 - The pruned branch has its own normalization layers (`--prune_dual_bn`:
@@ -41,8 +59,9 @@ this row fixes the SDCLR part):
 - K, the steps between masks, counts generator steps (masks made before
   steps 1, K + 1, 2K + 1, ...). `prune_every: 0` (the default) makes K one
   epoch of the cell's training set, ceil(n_train / batch_size) steps, as
-  SDCLR does (the harness draws batches with replacement, so an epoch is
-  that many steps): 25 on the CIFAR-10 rho = 100 long tail and its
+  SDCLR does (with `budget.sampler: epoch`, the default, and one D step
+  per generator step, those steps draw every image; with `replacement`
+  it is as many steps): 25 on the CIFAR-10 rho = 100 long tail and its
   balanced partial set (12,406 images) at ContraD's batch of 512, 98 on
   the full set. `prune_every: K` fixes it.
 - Spectral normalization (ContraD's D has it on every layer): the mask

@@ -11,6 +11,19 @@ What the paper fixes:
 - For each candidate x = G(z): D~*_M <- max(D~*_M, D~(x));
   F(x) = D~(x) - D~*_M - log(1 - exp(D~(x) - D~*_M - eps)), eps = 1e-6;
   F(x) <- F(x) - gamma; x is accepted when u <= sigmoid(F(x)), u ~ U(0, 1).
+- The running max is per candidate, in order (`drs_max_update:
+  per-candidate`): candidate i is scored against the max of the burn-in and
+  candidates 1..i, as the authors' sampler does it
+  (uber-research/metropolis-hastings-gans `mhgan/mh.py`,
+  `rejection_sample`: `D_tilde_M = np.maximum(log_M,
+  np.maximum.accumulate(D_tilde))`, then F and the percentile over those F)
+  and Algorithm 1's loop over candidates reads. Results made before the key
+  existed raised the max to the whole batch's before scoring any candidate
+  of it (`per-batch`, the legacy value: a config without the key means it,
+  bench.method.hp_legacy), which scores the candidates before the batch's
+  largest logit against a max they had not reached yet. The max carries over from batch to batch (Algorithm 1 keeps
+  one D~*_M for the whole run; `mh.py` restarts each call from the burn-in
+  max, its calls being one chain each).
 - gamma: the paper's practice is the 95th percentile of F in each batch
   (`drs_shift: percentile`, `drs_percentile: 95`). `drs_shift: none` is
   gamma = 0, the sampler of the paper's analysis: with eps -> 0 it accepts
@@ -67,8 +80,9 @@ CALIBRATION_EVAL_BATCHES = 8  # fixed batches on which the loss before/after cal
 class DRS(AddOn):
     paper = "Azadi et al. 2019, Discriminator Rejection Sampling"
     hp = {"drs_burnin": 10000, "drs_shift": "percentile", "drs_percentile": 95.0, "drs_eps": 1e-6,
-          "drs_calib_steps": 1000, "drs_calib_lr": 2e-4}  # fmt: skip
-    hp_choices = {"drs_shift": ("percentile", "none")}
+          "drs_calib_steps": 1000, "drs_calib_lr": 2e-4, "drs_max_update": "per-candidate"}  # fmt: skip
+    hp_choices = {"drs_shift": ("percentile", "none"), "drs_max_update": ("per-candidate", "per-batch")}
+    hp_legacy = {"drs_max_update": "per-batch"}  # what results before the key computed
     hp_min = {"drs_burnin": 1}
     hp_max = {"drs_percentile": 100}
     max_candidates_per_sample = 200  # give up (fail the cell) beyond this many candidates per kept sample
@@ -105,8 +119,12 @@ class DRS(AddOn):
                 if candidates > self.max_candidates_per_sample * n:
                     raise RuntimeError(f"DRS accepted only {n_kept} of {candidates} candidates; giving up")
                 x, logits = self._candidate_logits(batch_size, generator)
+                if self.hp["drs_max_update"] == "per-candidate":
+                    max_logit = running_max(logits, self.drs_max)
+                else:  # the legacy order: the batch's max first, then every candidate of it
+                    max_logit = max(self.drs_max, logits.max().item())
                 self.drs_max = max(self.drs_max, logits.max().item())
-                f = drs_scores(logits, self.drs_max, self.hp["drs_eps"])
+                f = drs_scores(logits, max_logit, self.hp["drs_eps"])
                 gamma = torch.quantile(f, self.hp["drs_percentile"] / 100.0) if self.hp["drs_shift"] == "percentile" else 0.0
                 accept = drs_accept(f, gamma, generator)
                 kept.append(x[accept].cpu())
@@ -180,8 +198,16 @@ def logistic_loss(D, batches) -> float:
     return total / len(batches)
 
 
-def drs_scores(logits: torch.Tensor, max_logit: float, eps: float) -> torch.Tensor:
-    """F = D~ - D~*_M - log(1 - exp(D~ - D~*_M - eps)), stable for D~ << D~*_M."""
+def running_max(logits: torch.Tensor, start: float) -> torch.Tensor:
+    """D~*_M as each candidate in turn sees it: the max of `start` (the burn-in's and
+    earlier batches') and the logits up to and including its own (`mh.py`'s
+    np.maximum(log_M, np.maximum.accumulate(D_tilde)))."""
+    return torch.cummax(logits.double(), dim=0).values.clamp(min=start)
+
+
+def drs_scores(logits: torch.Tensor, max_logit, eps: float) -> torch.Tensor:
+    """F = D~ - D~*_M - log(1 - exp(D~ - D~*_M - eps)), stable for D~ << D~*_M;
+    `max_logit` is one number or one per candidate (`running_max`)."""
     delta = logits.double() - max_logit
     return delta - torch.log(-torch.expm1(delta - eps))
 

@@ -111,6 +111,41 @@ def test_cgan_bins_continuous_labels_like_ccgans_baseline():
         cgan.class_cutoffs(distinct, 8)
 
 
+@pytest.mark.parametrize("dataset, arch", [("ring", "cond-mlp"), ("digits", "cond-dcgan-small")])
+def test_cgan_spectrally_normalizes_every_layer_of_d(dataset, arch, tmp_path):
+    """Miyato & Koyama's projection D (sngan_projection: SNConvolution2D, SNLinear, SNEmbedID) has
+    sigma(W) = 1 in every layer, the class embedding included; a config from before `cgan_d_sn`
+    (without the key) keeps the D it had, none."""
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from bench.spec import load_sweep
+
+    method, _ = make_method("cgan", dataset, arch=arch, batch_size=8, width=4)
+    layers = [m for m in method.D.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert method.D.embed in layers and method.D.head in layers
+    assert all(parametrize.is_parametrized(m, "weight") for m in layers)
+    info = method.data_info
+    x = torch.randn(4, info["dim"]) if info["kind"] == "points" else torch.randn(4, info["channels"], info["resolution"], info["resolution"])
+    c = method.label_input(torch.zeros(4, dtype=torch.long))
+    with torch.no_grad():
+        for _ in range(200):  # the power iteration runs once per training-mode forward
+            method.D(x, c)
+    for m in layers:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=1e-3)
+    legacy = type(method)({**method.config, "hp": {k: v for k, v in method.config["hp"].items() if k != "cgan_d_sn"}},
+                          method.data_info, method.device)  # fmt: skip
+    assert not any(parametrize.is_parametrized(m, "weight") for m in legacy.D.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    # the spec writes the new default into new cells; the legacy value is what a config without the key means
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\nmatrix: {{method: [cgan], dataset: [{dataset}], imbalance: [1], seed: [0]}}\n"
+                    f"defaults: {{budget: {{steps: 2}}, arch: {{name: {arch}}}}}\n")  # fmt: skip
+    assert load_sweep(path).cells[0]["config"]["hp"]["cgan_d_sn"] is True
+    path.write_text(path.read_text() + "overrides: {method: {cgan: {hp: {cgan_d_sn: false}}}}\n")
+    assert "cgan_d_sn" not in load_sweep(path).cells[0]["config"]["hp"]
+
+
 # -- vanilla NDA -----------------------------------------------------------------------------
 def test_jigsaw_moves_whole_patches():
     x = torch.arange(16.0).reshape(1, 1, 4, 4)

@@ -228,6 +228,23 @@ def test_prune_every_zero_is_one_epoch_of_the_cells_training_set(cifar_root):
     assert method.prune_every == math.ceil(n_train / 8) and method.record()["prune_every_steps"] == method.prune_every
 
 
+@pytest.mark.parametrize("arch, pruned", [
+    ("sn-dcgan", ["0", "2", "4", "6", "8", "10", "12"]),
+    ("dcgan", ["0", "2", "5"]),
+    ("dcgan-small", ["0", "2", "4"]),
+    ("resnet-sngan", ["0.c1", "0.c2", "0.c_sc", "1.c1", "1.c2", "1.c_sc", "2.c1", "2.c2", "3.c1", "3.c2"]),
+])  # fmt: skip
+def test_damage_gan_prunes_every_convolution_of_the_trunk_shortcuts_included(cifar_root, arch, pruned):
+    """The list in methods/damage_gan.py: SDCLR's res18 masks its 1x1 shortcuts (prune_conv2d) too;
+    no Linear layer (D's heads) is pruned."""
+    method, _ = _damage_gan(cifar_root, arch=arch)
+    names = {id(m): n for n, m in method.D.features.named_modules()}
+    assert [names[id(layer)] for layer, _ in method.pruned_layers] == pruned
+    masked = [m for m in method.D.modules() if parametrize.is_parametrized(m, "weight")
+              and any(isinstance(p, damage.PruneMask) for p in m.parametrizations.weight)]  # fmt: skip
+    assert len(masked) == len(pruned) and all(isinstance(m, nn.Conv2d) for m in masked)
+
+
 @pytest.mark.parametrize("row, reason", [
     ("contrad+adaptivemix", "add-on 'adaptivemix' does not apply to 'contrad': ContraD's steps call D's feature trunk"),
     ("damage-gan+adaptivemix", "add-on 'adaptivemix' does not apply to 'damage-gan'"),

@@ -212,6 +212,35 @@ def test_drs_scores_and_acceptance_on_known_logits():
     assert torch.allclose(torch.sigmoid(f), r / (1 + r * (1 - math.exp(-1e-6))), rtol=1e-9)
 
 
+@pytest.mark.parametrize("update", ["per-candidate", "per-batch"])
+def test_drs_scores_each_candidate_against_the_running_max_in_its_order(update, monkeypatch):
+    """The authors' sampler (metropolis-hastings-gans `mh.py`, rejection_sample):
+    D~*_M = max(log M, np.maximum.accumulate(D~)) per candidate, F from it, gamma the 95th
+    percentile of those F. `per-batch` is the legacy order (the batch's max first)."""
+    drs = plugin("drs")
+    burn, cands = torch.tensor([0.0, -1.0, -2.0, 0.5, -3.0]), torch.tensor([-1.0, 2.0, 0.0, 3.0, 1.0])
+    method, _ = make_method("gan+drs", hp={"drs_burnin": 5, "drs_max_update": update})
+    method.drs_D = nn.Identity()  # calibrated; the logits below stand in for its outputs
+    feeds = iter([burn, cands])
+    method._candidate_logits = lambda n, generator: (torch.zeros(n, 2), next(feeds)[:n])
+    seen = []
+
+    def accept_all(f, gamma, generator=None):
+        seen.append((f.clone(), float(gamma)))
+        return torch.ones(len(f), dtype=torch.bool)
+
+    monkeypatch.setattr(drs, "drs_accept", accept_all)
+    method.sample(5, seed=0, batch_size=5)
+    d, eps = cands.double().numpy(), 1e-6
+    max_logit = np.maximum(0.5, np.maximum.accumulate(d)) if update == "per-candidate" else np.full(5, 3.0)
+    delta = d - max_logit  # candidates 1 and 2 (2.0, 0.0): against 2, not yet the batch's 3
+    expected = delta - np.log(1 - np.exp(delta - eps))
+    f, gamma = seen[0]
+    assert f.numpy() == pytest.approx(expected, rel=1e-9)
+    assert gamma == pytest.approx(np.percentile(expected, 95.0), rel=1e-9)
+    assert method.record()["drs_max_logit"] == 3.0  # carried on to the next batch either way
+
+
 def test_drs_with_the_exact_log_density_ratio_accepts_by_the_closed_form():
     """p_g uniform on [-1, 1]^2, p_data ∝ exp(a.x) there, D~ = log p_data / p_g exactly and gamma = 0:
     a candidate is accepted with probability exp(D~(x) - M), so the acceptance rate is

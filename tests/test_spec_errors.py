@@ -197,7 +197,8 @@ def test_values_at_their_bounds_are_accepted(tmp_path):
     )
     sweep = load_sweep(path)
     assert {c["config"]["seed"] for c in sweep.cells} == {0, 2**32 - 1}
-    assert sweep.cells[0]["config"]["budget"] == {"steps": 10_000_000, "batch_size": 65_536, "eval_samples": 100_000}
+    assert sweep.cells[0]["config"]["budget"] == {"steps": 10_000_000, "batch_size": 65_536, "eval_samples": 100_000,
+                                                "sampler": "epoch"}
 
 
 def test_readme_lists_every_range():
