@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("report", cmd_report, "Write the leaderboard tables and plots from the results that exist.")
     p.add_argument("--latex", choices=["per-metric", "combined"], default="per-metric",
                    help="leaderboard.tex: one table per metric (default) or one combined table")  # fmt: skip
+    p.add_argument("--replace", action="store_true",
+                   help="write the report even if it drops finished cells of the current one (their records are "
+                        "absent, or they are no longer cells of the sweep)")  # fmt: skip
 
     p = command("compare", cmd_compare, "Print each row's difference from a baseline row, with its 95%% interval and p-value.")
     p.add_argument("--baseline", required=True, metavar="ROW", help="the row (method as written in the sweep) to compare against")
@@ -284,7 +287,7 @@ def _run(args, evaluate_only: bool) -> int:
     after = cell_states(store, sweep.cells)
     final = counts(after)
     if not args.no_report:
-        write_report_and_say(sweep, store)
+        write_report_and_say(sweep, store, replace=True)  # the sweep's own results: its report replaces the last one
     if final["failed"]:
         print(f"ganbench: {final['failed']} cells failed; `ganbench status {args.sweep} --cells` shows why, "
               f"`--retry-failed` reruns them", file=sys.stderr)  # fmt: skip
@@ -325,10 +328,10 @@ def cmd_cancel(args) -> None:
                                                                  " (nothing was queued or running)"))  # fmt: skip
 
 
-def write_report_and_say(sweep, store, latex: str = "per-metric") -> dict:
+def write_report_and_say(sweep, store, latex: str = "per-metric", replace: bool = False) -> dict:
     from bench.report import write_report
 
-    report = write_report(sweep, store, latex=latex)
+    report = write_report(sweep, store, latex=latex, replace=replace)
     print(f"leaderboard: {report['leaderboard']} (page: {report['page']})")
     return report
 
@@ -399,7 +402,7 @@ def cmd_evalnets(args) -> None:
 
 def cmd_report(args) -> None:
     sweep, store = _load(args)
-    report = write_report_and_say(sweep, store, latex=args.latex)
+    report = write_report_and_say(sweep, store, latex=args.latex, replace=args.replace)
     s = report["status"]
     print(f"{report['total']} cells: {s.get('done', 0)} done, {s.get('diverged', 0)} diverged, "
           f"{s.get('failed', 0)} failed, {report['missing']} missing"

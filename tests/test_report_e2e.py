@@ -282,5 +282,13 @@ def test_a_fresh_clone_regenerates_the_report_from_its_records_and_never_empties
     shutil.rmtree(clone / "results/rep/records")
     md = (clone / "results/rep/leaderboard.md").read_text()
     refused = ganbench("report", "rep.yaml", cwd=clone, check=2)
-    assert refused.stderr.strip().count("\n") == 0 and "9 finished cells of this report have no record" in refused.stderr
+    assert refused.stderr.strip().count("\n") == 0
+    assert "9 finished cells of this report would be dropped (9 have no record in results/runs/rep/" in refused.stderr
     assert (clone / "results/rep/leaderboard.md").read_text() == md
+    # A sweep file whose cells changed ids (a changed setting or default): refused too, unless --replace.
+    (clone / "rep.yaml").write_text((clone / "rep.yaml").read_text().replace("steps: 12", "steps: 13"))
+    refused = ganbench("report", "rep.yaml", cwd=clone, check=2)
+    assert "are no longer cells of the sweep file" in refused.stderr and "--replace" in refused.stderr
+    assert (clone / "results/rep/leaderboard.md").read_text() == md
+    replaced = ganbench("report", "rep.yaml", "--replace", cwd=clone, check=0)
+    assert "0 done" in replaced.stdout

@@ -111,14 +111,19 @@ def done_ids(report_dir: Path) -> set[str]:
         return set()
 
 
-def check_nothing_lost(report_dir: Path, sweep_name: str, sweep_ids, recorded_ids) -> None:
-    """Refuse (one line, nothing written) to replace a report whose finished cells of this sweep
-    have no record any more: the raw runs are absent (a fresh clone of a report that predates
-    records/) or were deleted, and the new tables would silently drop them."""
-    lost = (done_ids(report_dir) & set(sweep_ids)) - set(recorded_ids)
-    if lost:
-        raise UserError(
-            f"{report_dir / 'leaderboard.md'}: {len(lost)} finished cells of this report have no record in "
-            f"results/runs/{sweep_name}/ nor in {report_dir / FOLDER}/ (raw runs are not in git); the report is "
-            f"left as it is. Run `ganbench sweep` on this sweep file to make them again (only missing cells run)"
-        )
+def check_nothing_lost(report_dir: Path, sweep_name: str, sweep_ids, done_now) -> None:
+    """Refuse (one line, nothing written) to replace a report with one that lacks finished cells it
+    had: their records are absent (a fresh clone of a report that predates records/, deleted runs),
+    or they are no longer cells of the sweep file (a changed setting, or a ganbench whose defaults
+    changed, gives new ids). Either way the new tables would silently drop them."""
+    lost = done_ids(report_dir) - set(done_now)
+    if not lost:
+        return
+    gone = len(lost - set(sweep_ids))
+    why = [f"{len(lost) - gone} have no record in results/runs/{sweep_name}/ nor in {report_dir / FOLDER}/"] if len(lost) > gone else []
+    why += [f"{gone} are no longer cells of the sweep file (a changed setting or default gives new ids)"] if gone else []
+    raise UserError(
+        f"{report_dir / 'leaderboard.md'}: {len(lost)} finished cells of this report would be dropped ({'; '.join(why)}); "
+        "it is left as it is. Run `ganbench sweep` on this sweep file to make its cells (only missing ones run), "
+        "or pass --replace to write the report of what exists"
+    )

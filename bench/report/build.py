@@ -67,8 +67,9 @@ def _cell_bytes(path: Path | None, limit: int = 64 << 20) -> bytes | None:
         return None
 
 
-def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
-    """Write the report of every result that exists; returns paths and counts."""
+def write_report(sweep: Sweep, store: Store, latex: str = "per-metric", replace: bool = False) -> dict:
+    """Write the report of every result that exists; returns paths and counts. Unless `replace`,
+    a report that would drop finished cells of the one it replaces is refused (archive.check_nothing_lost)."""
     configs = {c["id"]: c["config"] for c in sweep.cells}
     all_records = store.records()
     records = [r for r in all_records if r.get("id") in configs]
@@ -77,7 +78,9 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric") -> dict:
     recorded = {r["id"] for r in records}
     records += archive.archived_records(store.report_dir, [i for i in configs if i not in recorded])
     records.sort(key=lambda r: r["id"])
-    archive.check_nothing_lost(store.report_dir, sweep.name, configs, {r["id"] for r in records})
+    if not replace:
+        archive.check_nothing_lost(store.report_dir, sweep.name, configs,
+                                   {r["id"] for r in records if r.get("status") == "done"})  # fmt: skip
     rows = row_names(sweep.cells)
     cells = cells_frame(records, configs, rows)
     summary = summary_frame(cells)
