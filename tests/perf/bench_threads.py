@@ -5,7 +5,8 @@ cores go to cells side by side).
     python tests/perf/bench_threads.py [--threads 1 2] [--seconds 3] [--rounds 3]
 
 Not a pytest module. For each architecture (mlp on 2-D points, batch 128,
-the quickstart's; dcgan-small on 28x28, batch 64; sn-dcgan on 32x32, batch
+the quickstart's; pacgan-mlp, batch 100, PacGAN's 2-D protocol; dcgan-small
+on 28x28, batch 64; sn-dcgan on 32x32, batch
 64) a plain `gan` loop (tests/perf/bare_gan.py) runs at each thread count in
 turn, --rounds rounds of about --seconds seconds each, keeping each count's
 fastest round. Everything runs in this process, so the ratios compare runs
@@ -34,6 +35,7 @@ from bench.threads import cell_threads  # noqa: E402
 
 CASES = {  # name: (arch, data info, batch)
     "mlp (2-D, batch 128)": (resolved_arch("mlp"), points_info(), 128),
+    "pacgan-mlp (2-D, batch 100)": (resolved_arch("pacgan-mlp"), points_info(), 100),
     "dcgan-small (28x28, batch 64)": (resolved_arch("dcgan-small"), image_info(28), 64),
     "sn-dcgan (32x32, batch 64)": (resolved_arch("sn-dcgan"), image_info(32, 3), 64),
 }
