@@ -181,7 +181,7 @@ def retry_training(existing: dict, folder: Path, runtime: dict) -> bool:
 
 def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
     record: dict = {"training_id": cell["training_id"], "sweep": cell["sweep"], "config": config}
-    record["environment"] = environment()
+    record["environment"] = environment(cell["runtime"])
     t0, earlier_s = time.perf_counter(), 0.0
     try:
         dataset = dataset_for(cell)
@@ -299,7 +299,7 @@ def _result_base(cell: dict, training: dict, reused: bool) -> dict:
                   "finished_at": training["finished_at"]},  # fmt: skip
         "method_info": training.get("method_info", {}),
         "timings": {"train_s": training["timings"]["train_s"], "train_reused": reused},
-        "environment": environment(),
+        "environment": environment(cell["runtime"]),
     }
 
 
@@ -350,8 +350,9 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment() -> dict:
-    """Versions, host, and which device (and how many CPU threads) this process computes on."""
+def environment(runtime: dict | None = None) -> dict:
+    """Versions, host, and which device (and how many CPU threads, and the
+    executor's reason for that count) this process computes on."""
     import numpy
 
     import bench
@@ -368,6 +369,7 @@ def environment() -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "cuda": torch.version.cuda,
         "threads": torch.get_num_threads(),
+        "threads_rule": (runtime or {}).get("threads_rule"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 

@@ -28,6 +28,25 @@ def share(workers: int) -> int:
     return max(1, cores // workers)
 
 
+def cell_threads(config: dict, cores: int, source: str) -> tuple[int, str]:
+    """(intra-op threads, why) for one cell of `config` that may use `cores` (`source` says why that many).
+
+    A cell gets its cores, capped at what its architecture's `cpu_threads`
+    says trains it fastest: small networks run fastest on one thread (the
+    pool's wake-ups cost more than a 128-wide layer's arithmetic, and on a
+    loaded machine a second thread waits for a core; tests/perf/bench_threads.py
+    measures it), so their cells keep to one thread and the other cores go to
+    the cells beside them. The executors put both in the cell's runtime
+    (`threads`, `threads_rule`); results record them (bench.runner.environment)."""
+    from bench.archs import ARCHS  # the architectures import torch: only where cells are dispatched
+
+    name = config["arch"]["name"]
+    best = getattr(ARCHS.get(name), "cpu_threads", None) if name in ARCHS else None
+    if best is not None and best < cores:
+        return best, f"{best} of {cores} ({source}): {name!r} trains fastest on {best} (Arch.cpu_threads)"
+    return cores, f"{cores} ({source})"
+
+
 def thread_env(threads: int) -> dict[str, str]:
     return dict.fromkeys(THREAD_VARIABLES, str(threads))
 

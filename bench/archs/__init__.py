@@ -80,6 +80,9 @@ class Arch:
     defaults: ClassVar[dict] = {}
     halvings: ClassVar[int | None] = None  # stride-2 stages sized by ceil-halving; None: the arch sizes itself
     conditional: ClassVar[bool] = False  # G(z, c) and D(x, c), built with the method's label width
+    # The intra-op threads that train it fastest on a CPU (tests/perf/bench_threads.py); None:
+    # as many as the cell's share of the cores (bench.threads.cell_threads).
+    cpu_threads: ClassVar[int | None] = None
 
     @classmethod
     def problem(cls, info: dict) -> str | None:
@@ -218,4 +221,4 @@ def weight_layers(module: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     return found
 
 
-from bench.archs import ccgan, conditional, dcgan, resnet, small, sndcgan  # noqa: E402,F401  (they register themselves)
+from bench.archs import ccgan, conditional, dcgan, pacgan, resnet, small, sndcgan  # noqa: E402,F401  (they register themselves)

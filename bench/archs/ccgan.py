@@ -59,6 +59,7 @@ class CcGANMLP(Arch):
     conditional = True
     paper = "Ding et al. 2021 (CcGAN), Simulation/models/cont_cond_GAN.py"
     defaults = {"z_dim": 2, "width": 100}
+    cpu_threads = 1  # tests/perf/bench_threads.py
 
     @classmethod
     def build(cls, arch, info, d_norm, cond_dim):

@@ -85,6 +85,7 @@ class ConditionalMLP(Arch):
     conditional = True
     paper = "harness (mlp with conditional BN in G and a projection D)"
     defaults = {"z_dim": 8, "width": 128}
+    cpu_threads = 1  # tests/perf/bench_threads.py
 
     @classmethod
     def build(cls, arch, info, d_norm, cond_dim, depth: int = 3):

@@ -23,6 +23,7 @@ from bench.archs import ARCHS, Arch, Discriminator
 class MLP(Arch):
     kind = "points"
     defaults = {"z_dim": 8, "width": 128}
+    cpu_threads = 1  # tests/perf/bench_threads.py
 
     @classmethod
     def build(cls, arch, info, d_norm, depth: int = 3):
@@ -50,6 +51,7 @@ def small_stages(resolution: int) -> tuple[int, int] | None:
 @ARCHS.register("dcgan-small")
 class DCGANSmall(Arch):
     defaults = {"z_dim": 64, "width": 32}
+    cpu_threads = 1  # tests/perf/bench_threads.py
 
     @classmethod
     def problem(cls, info):

@@ -25,6 +25,7 @@ from collections import Counter
 from typing import ClassVar
 
 from bench.store import BLOCKED, Store
+from bench.threads import cell_threads
 
 # Statuses of cells whose job exists and has not ended (on SLURM).
 ACTIVE = ("queued", "running", "preempted")
@@ -116,3 +117,10 @@ def levels(cells: list[dict]) -> list[list[dict]]:
         out += [[] for _ in range(k + 1 - len(out))]
         out[k].append(cell)
     return out
+
+
+def with_threads(cell: dict, cores: int, source: str) -> dict:
+    """The cell with its intra-op threads (and why) in its runtime: its `cores`,
+    capped for small networks (bench.threads.cell_threads)."""
+    threads, rule = cell_threads(cell["config"], cores, source)
+    return {**cell, "runtime": {**cell["runtime"], "threads": threads, "threads_rule": rule}}

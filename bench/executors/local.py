@@ -4,7 +4,10 @@
 - `local`: submitit's LocalExecutor, `workers` processes at once. Each worker
   holds a slot (bench.executors.pack.slots): with CUDA present a GPU of its
   own, or a shared one with its share of that GPU's memory when there are
-  more workers than GPUs; always its share of the cores (bench.threads).
+  more workers than GPUs; always its share of the cores (bench.threads), and
+  each cell in it the threads that train it fastest within that share (one
+  for a small network: `debug`, or `local` with fewer cells than cores, does
+  not hand a small cell threads that would only slow it down).
 
 Each job runs a batch of cells (bench.runner.run_cells): importing torch
 costs seconds per process, more than a small cell, so the cells of one
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import MACHINE_ERRNOS
-from bench.executors.base import Executor, counts, levels, upstream_ids
+from bench.executors.base import Executor, counts, levels, upstream_ids, with_threads
 from bench.executors.pack import Slot, slots
 from bench.progress import Progress
 from bench.store import Damaged, Store
@@ -65,8 +68,8 @@ class LocalExecutor(Executor):
             return []
         from bench.runner import run_cells  # the job function (imports torch): only when cells run
 
-        threads = share(self.workers)
-        todo = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in todo]
+        side_by_side = min(self.workers, len(todo))  # fewer cells than workers: the idle workers' cores go to them
+        todo = [with_threads(c, share(side_by_side), f"the share of {side_by_side} cell(s) side by side") for c in todo]
         queue = self._batches(todo)
         executor = self.submitit_executor(self.store.runs_dir / "_submitit")
         free: list[Slot] = slots(self.workers, self.gpus())
@@ -83,7 +86,7 @@ class LocalExecutor(Executor):
                     batch = [{**c, "runtime": {**c["runtime"], "gpu_share": slot.gpu_share}} for c in batch]
                     if slot.gpu is not None:
                         executor.update_parameters(gpus_per_node=1, visible_gpus=[int(slot.gpu)])
-                    with worker_env(threads):  # the worker's BLAS and OpenMP read these as they load
+                    with worker_env(max(c["runtime"]["threads"] for c in batch)):  # the worker's BLAS and OpenMP read these as they load
                         job = executor.submit(run_cells, batch)
                     running.append((job, batch, slot))
                     if self.name == "debug":  # the job runs here, now, when its result is asked for

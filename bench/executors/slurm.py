@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bench.errors import UserError
-from bench.executors.base import ACTIVE, Executor, cell_states, counts, levels, to_run, upstream_ids
+from bench.executors.base import ACTIVE, Executor, cell_states, counts, levels, to_run, upstream_ids, with_threads
 from bench.executors.profiles import cells_per_task, sbatch_parameters, threads_per_cell
 from bench.progress import Progress
 from bench.store import Damaged, Store, read_json, write_json
@@ -89,7 +89,7 @@ class SlurmExecutor(Executor):
             executor = make_executor(profile, store.runs_dir / "_submitit", job_name(store))
             base = dict(executor.parameters["additional_parameters"])
             threads, per_task = threads_per_cell(profile), cells_per_task(profile)
-            todo = [{**c, "runtime": {**c["runtime"], "threads": threads}} for c in todo]
+            todo = [with_threads(c, threads, "the profile's cpus per cell") for c in todo]
             # The tasks that will train each training id: those queued before, then those submitted here.
             jobs_of: dict[str, list[str]] = {}
             for cell in self.cells:

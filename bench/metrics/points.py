@@ -9,9 +9,26 @@ quality when within 3 sigma of that centre.
   points || uniform), in nats: 0 when modes are hit equally often, log K
   when all points go to one mode. The reference is uniform because every
   evaluation is against the balanced mixture.
+
+PacGAN's protocol (Lin et al. 2018, Table 1, after VEEGAN's; the code is
+fjxmlzn/PacGAN synthetic_data_experiments/PacGAN/pacgan/extensions.py,
+`MetricLogger`) counts differently, under names of its own so the metrics
+above keep their meaning:
+- `modes_recovered`: modes with at least one high-quality point (its
+  "mode coverage": the non-zero entries of the high-quality histogram);
+- `reverse_kl`: KL(histogram of the high-quality points' modes || uniform),
+  in nats: the paper's "reverse KL" between the generated and the true mode
+  distributions, over the high-quality points as the code's histogram
+  ("detail of coverage") holds them. With no high-quality point at all it is
+  undefined (the code divides by zero); we give log K, its value for a
+  generator on one mode, so a failed run ranks last rather than vanishing.
+High quality is the same rule in both (the code's Mahalanobis distance < 3
+is Euclidean distance < 3 sigma for these isotropic, equal-sigma mixtures).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -26,6 +43,12 @@ def _assignments(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, int]:
         nearest_dist, nearest = dist.min(dim=1)
         ctx.memo["modes"] = (nearest, nearest_dist <= 3 * ctx.dataset.std, len(centres))
     return ctx.memo["modes"]
+
+
+def _hq_counts(ctx: EvalContext) -> tuple[torch.Tensor, int]:
+    """(high-quality points per mode, number of generated points)."""
+    nearest, hq, k = _assignments(ctx)
+    return torch.bincount(nearest[hq], minlength=k), len(nearest)
 
 
 class PointsMetric(Metric):
@@ -54,9 +77,8 @@ class ModesCovered(PointsMetric):
     bounds = (0.0, None)  # at most the dataset's number of modes
 
     def compute(self, ctx):
-        nearest, hq, k = _assignments(ctx)
-        counts = torch.bincount(nearest[hq], minlength=k)
-        return float((counts >= 0.01 * len(nearest)).sum())
+        counts, n = _hq_counts(ctx)
+        return float((counts >= 0.01 * n).sum())
 
 
 @METRICS.register("mode_kl")
@@ -68,3 +90,22 @@ class ModeKL(PointsMetric):
     def compute(self, ctx):
         nearest, _, k = _assignments(ctx)
         return kl_to_uniform(torch.bincount(nearest, minlength=k))
+
+
+@METRICS.register("modes_recovered")
+class ModesRecovered(PointsMetric):
+    label = "modes recovered"
+    direction = "higher"
+
+    def compute(self, ctx):
+        return float((_hq_counts(ctx)[0] > 0).sum())
+
+
+@METRICS.register("reverse_kl")
+class ReverseKL(PointsMetric):
+    label = "reverse KL"
+    direction = "lower"
+
+    def compute(self, ctx):
+        counts, _ = _hq_counts(ctx)
+        return kl_to_uniform(counts) if counts.sum() > 0 else math.log(len(counts))

@@ -39,9 +39,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bare_gan import BareGAN  # noqa: E402
 
 from bench.archs import build_pair  # noqa: E402
 from bench.compiled import compile_steps  # noqa: E402
@@ -87,32 +89,11 @@ class Harness:
         train(self.method, self.data, cfg, {"log_every": LOG_EVERY, "checkpoint_every": 10**7}, folder)
 
 
-class BareLoop:
-    """The same step written plainly."""
+class BareLoop(BareGAN):
+    """The same step written plainly (tests/perf/bare_gan.py)."""
 
     def __init__(self, device, x, batch, width):
-        torch.manual_seed(0)
-        self.G, self.D = (m.to(device) for m in build_pair(config(batch, width, 0)["arch"], INFO))
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
-        self.x, self.batch, self.z_dim, self.device = x, batch, 64, device
-
-    def step(self) -> None:
-        real = self.x[torch.randint(len(self.x), (self.batch,), device=self.device)]
-        with torch.no_grad():
-            fake = self.G(torch.randn(self.batch, self.z_dim, device=self.device))
-        d_loss = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake)).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        g_loss = F.softplus(-self.D(self.G(torch.randn(self.batch, self.z_dim, device=self.device)))).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step()
+        super().__init__(config(batch, width, 0)["arch"], INFO, x, batch, device)
 
 
 class CudaGraphStep(BareLoop):
