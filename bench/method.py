@@ -69,6 +69,9 @@ class Method:
     # Hyperparameters added after the row had results: at their default they stay out of
     # the resolved config, and so out of the cell id, so those results keep their ids.
     hp_kept_out_of_id: ClassVar[tuple[str, ...]] = ()
+    # The paper's settings on particular datasets, dataset name -> {hp key: value}: the row's
+    # defaults there (over `hp`, under everything a sweep sets; bench.spec).
+    hp_by_dataset: ClassVar[dict[str, dict]] = {}
     spectral_norm: ClassVar[bool] = False  # on every D layer
     # How to flip D's target for one sample (progressive augmentation):
     # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
@@ -456,7 +459,10 @@ def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Me
     """
     hp, owner = dict(base.hp), dict.fromkeys(base.hp, base.name)
     choices, minimum, maximum = dict(base.hp_choices), dict(base.hp_min), dict(base.hp_max)
+    by_dataset = {name: dict(values) for name, values in base.hp_by_dataset.items()}
     for addon in addons:
+        for name, values in addon.hp_by_dataset.items():
+            by_dataset.setdefault(name, {}).update(values)
         for key in addon.hp:
             if key in hp:
                 raise ValueError(f"{owner[key]!r} and add-on {addon.name!r} both define hyperparameter {key!r}")
@@ -474,6 +480,7 @@ def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Me
         "hp_choices": choices,
         "hp_min": minimum,
         "hp_max": maximum,
+        "hp_by_dataset": by_dataset,
         "hp_kept_out_of_id": tuple(dict.fromkeys([*base.hp_kept_out_of_id, *(k for a in addons for k in a.hp_kept_out_of_id)])),
         "__module__": base.__module__,
     }
