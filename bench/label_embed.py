@@ -23,7 +23,7 @@ convolutions, for CPU budgets; ours, not the authors').
 The nets train on the cell's own training split (the long tail of its
 imbalance and seed), never on evaluation data; `embedding(...)` caches the
 y2h weights in $GANBENCH_CACHE/label-embed/ by dataset, its options,
-imbalance, seed and recipe (`bench.cache.build_once`), so every row of one
+imbalance, seed and recipe (`bench.cache.load_once`), so every row of one
 (dataset, rho, seed) shares one embedding. Training draws from its own
 seeded generator inside `torch.random.fork_rng`, so whether the cache
 was warm never changes the random streams of the GAN that uses it.
@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import stage
 from bench.cache import cache_dir, load_once
 from bench.train import load_tensors
 
@@ -121,7 +122,9 @@ def train(x: torch.Tensor, y: torch.Tensor, recipe: dict, seed: int, device: tor
         net = EmbedNet(recipe["net"], x.shape[1]).to(device)
         opt, schedule = _sgd(net.parameters(), recipe["epochs"], (0.4, 0.7))
         net.train()
-        for _ in range(recipe["epochs"]):
+        for epoch in range(recipe["epochs"]):
+            # Minutes to hours before the GAN's first step: say so (worker log, `ganbench status`).
+            stage.say(f"label embedding: x2y ({recipe['net']}) epoch {epoch + 1} of {recipe['epochs']}, {len(x)} images")
             total, count = 0.0, 0
             for idx in torch.randperm(len(x), generator=gen).split(256):
                 pred, _ = net(x[idx].to(device))
@@ -137,7 +140,8 @@ def train(x: torch.Tensor, y: torch.Tensor, recipe: dict, seed: int, device: tor
         y2h = Y2H().to(device)
         unique = torch.unique(y).float()
         opt, schedule = _sgd(y2h.parameters(), recipe["y2h_epochs"], (0.3, 0.5, 0.7))
-        for _ in range(recipe["y2h_epochs"]):
+        for epoch in range(recipe["y2h_epochs"]):
+            stage.say(f"label embedding: y2h epoch {epoch + 1} of {recipe['y2h_epochs']}")
             total, count = 0.0, 0
             for idx in torch.randperm(len(unique), generator=gen).split(128):
                 noisy = (unique[idx] + 0.2 * torch.randn(len(idx), generator=gen)).clamp(0, 1).to(device)
@@ -168,5 +172,7 @@ def embedding(dataset, imbalance: float, seed: int, y: torch.Tensor, x: torch.Te
         torch.save({"y2h": state, "facts": facts}, buffer)
         tmp.write_bytes(buffer.getvalue())
 
+    if not path.exists():  # another process may be building it: this one then waits on its lock
+        stage.say(f"label embedding: {path.name} is not cached; training it (or waiting for the process that is)")
     saved = load_once(path, write, lambda p: load_tensors(p, ("y2h", "facts")))
     return saved["y2h"], {**saved["facts"], "cache": path.name}

@@ -77,6 +77,9 @@ class Method:
     # False when `train_step` never calls `next_batch` (CcGAN draws its own vicinal
     # batches): `budget.sampler` then changes nothing and stays out of the config.
     loop_batches: ClassVar[bool] = True
+    # The paper's settings on particular datasets, dataset name -> {hp key: value}: the row's
+    # defaults there (over `hp`, under everything a sweep sets; bench.spec).
+    hp_by_dataset: ClassVar[dict[str, dict]] = {}
     spectral_norm: ClassVar[bool] = False  # on every D layer
     # How to flip D's target for one sample (progressive augmentation):
     # "negate" (out -> -out: BCE, hinge, critics) or "one_minus" (out -> 1 - out:
@@ -465,7 +468,10 @@ def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Me
     """
     hp, owner = dict(base.hp), dict.fromkeys(base.hp, base.name)
     choices, minimum, maximum = dict(base.hp_choices), dict(base.hp_min), dict(base.hp_max)
+    by_dataset = {name: dict(values) for name, values in base.hp_by_dataset.items()}
     for addon in addons:
+        for name, values in addon.hp_by_dataset.items():
+            by_dataset.setdefault(name, {}).update(values)
         for key in addon.hp:
             if key in hp:
                 raise ValueError(f"{owner[key]!r} and add-on {addon.name!r} both define hyperparameter {key!r}")
@@ -483,6 +489,7 @@ def compose(name: str, base: type[Method], addons: list[type[AddOn]]) -> type[Me
         "hp_choices": choices,
         "hp_min": minimum,
         "hp_max": maximum,
+        "hp_by_dataset": by_dataset,
         "hp_kept_out_of_id": tuple(dict.fromkeys([*base.hp_kept_out_of_id, *(k for a in addons for k in a.hp_kept_out_of_id)])),
         "hp_legacy": {**base.hp_legacy, **{k: v for a in addons for k, v in a.hp_legacy.items()}},
         "__module__": base.__module__,

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from bench import stage
 from bench.data import dataset_for
 from bench.errors import is_machine_fault
 from bench.metrics.base import EvalContext
@@ -193,7 +194,7 @@ def _train(cell: dict, config: dict, folder: Path, moved: list[dict]) -> dict:
         seed_everything(config["seed"])  # before the networks exist: their init is part of the run
         method = METHODS.get(config["method"]).create(config, dataset.info(), device, dataset=dataset,
                                                       upstream_dirs=cell["runtime"].get("upstream_dirs"))  # fmt: skip
-        with _training_phase():
+        with _training_phase(), stage.recording(folder):  # `ganbench status` shows what it does (bench/stage.py)
             outcome = train(method, data, config, cell["runtime"], folder)
         earlier_s = outcome.earlier_s
         save_generator(method, cell["training_id"], config, folder / GENERATOR)
@@ -244,7 +245,9 @@ def evaluate_stage(cell: dict, store: Store, training: dict, reused: bool, state
     try:
         dataset = dataset_for(cell)
         device = cell_device()
-        method = METHODS.get(config["method"]).create(training_config(config), dataset.info(), device,
+        # Built as for training, dataset included: a method may read it while it is built
+        # (damage-gan's default prune_every 0 counts the training set's epoch).
+        method = METHODS.get(config["method"]).create(training_config(config), dataset.info(), device, dataset=dataset,
                                                       upstream_dirs=cell["runtime"].get("upstream_dirs"))  # fmt: skip
         reference = dataset.reference_set()
         # A conditional row generates for the labels evaluation asks for, and the metrics see them.

@@ -624,7 +624,7 @@ def _resolve(combo: dict, defaults: dict, by_dataset: dict, by_method: dict, che
         "log_every": 50,
         "checkpoint_every": 500,
         "compile": False,
-        "hp": copy.deepcopy(method.hp),
+        "hp": copy.deepcopy({**method.hp, **method.hp_by_dataset.get(combo["dataset"], {})}),
     }
     config = base
     for layer in (defaults, by_dataset, by_method):

@@ -337,7 +337,16 @@ class Store:
             return status, self.damage(cell["id"]) or ""
         if status == BLOCKED:
             return status, self.blocked(upstream) or ""
+        if status == "running":
+            return status, self.stage(cell["training_id"]) or ""
         return status, ""
+
+    def stage(self, training_id: str) -> str | None:
+        """What the process training this run does now (bench/stage.py), while it holds the run's lock."""
+        from bench import stage
+
+        folder = self.training_dir(training_id)
+        return stage.read(folder) if _is_locked(folder / "lock") else None
 
     def blocked(self, upstream: dict[str, str]) -> str | None:
         """Why a cell that needs these training runs (name -> training id) cannot
@@ -349,7 +358,8 @@ class Store:
             except Damaged as exc:
                 return f"{what} is corrupt: {os.path.relpath(exc.path, self.runs_dir)}: {exc.reason}"
             if record is None:
-                now = " (training now)" if _is_locked(self.training_dir(training_id) / "lock") else ""
+                doing = self.stage(training_id)
+                now = f" (training now: {doing})" if doing else " (training now)" if _is_locked(self.training_dir(training_id) / "lock") else ""
                 return f"{what} has not finished training{now}"
             if record["status"] == "diverged":
                 return f"{what} diverged at step {record.get('diverged_at_step', '?')}"

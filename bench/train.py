@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import stage
 from bench.batches import batch_sampler
 from bench.compiled import compile_steps
 from bench.data import Split
@@ -251,6 +252,7 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
             raise
         if step % log_every == 0 or step % ckpt_every == 0 or step == steps or len(unread) >= MAX_UNREAD_STEPS:
             read_logs()
+            stage.say(f"training: step {step} of {steps}", echo=False)
         if step % ckpt_every == 0 or step == steps:
             checkpoint(step)
     return TrainOutcome(steps=steps, resumed_from_step=start, earlier_s=earlier_s, resumed_from=resumed_from,

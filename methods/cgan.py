@@ -16,6 +16,15 @@ belongs to the class whose run's interval [first label, next run's first
 label) holds it (the labels evaluation asks for included; below the first
 cutoff: class 0; above the last: class K - 1).
 
+`cgan_classes` defaults to the paper's K on each dataset the papers ran
+(`hp_by_dataset`), from the authors' scripts: `Simulation/scripts/run_train.sh`
+builds one class per training angle (`n_gaussians` 120); `UTKFace/scripts/
+run_train.sh` runs 40 and 60 classes, the paper reports 60 (one per age);
+`SteeringAngle-improved/scripts/run_train.sh` runs 30, 90, 150 and 210, the
+improved CcGAN paper reports 210 (its earlier `SteeringAngle/scripts` ran
+30). On rot-fmnist, which no paper ran, it is ours: 45 classes of 2 degrees
+(`sweeps/rot-fmnist-conditional.yaml`). Elsewhere a sweep must set it.
+
 The step follows their cGAN: G first, on the real batch's labels, then D on
 the same real batch and the (detached) fakes: mean(-log D(x, c)) +
 mean(-log(1 - D(G(z, c), c))) ("vanilla", theirs) or the hinge loss of
@@ -83,6 +92,10 @@ class CGAN(Method):
     optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.999], "d_steps": 1}
     hp = {"cgan_loss": "vanilla", "cgan_classes": 0, "cgan_d_sn": True}
     hp_legacy = {"cgan_d_sn": False}  # results before the key: no SN added (ccgan-sngan's D had its own)
+    # The CcGAN papers' class counts per dataset (the default where the row runs there);
+    # rot-fmnist's 45 is ours (no paper ran it).
+    hp_by_dataset = {"circle": {"cgan_classes": 120}, "utkface": {"cgan_classes": 60},
+                     "steering-angle": {"cgan_classes": 210}, "rot-fmnist": {"cgan_classes": 45}}  # fmt: skip
     hp_choices = {"cgan_loss": ccgan.LOSSES}
     hp_max = {"cgan_classes": 100_000}
     paper_arch = {"images": "ccgan-sngan"}

@@ -71,3 +71,26 @@ def write_ccgan_h5(path: Path, labels: np.ndarray, races: np.ndarray | None = No
         if races is not None:
             f.create_dataset("races", data=np.asarray(races, dtype=np.int64))
     return path
+
+
+def utkface_ages(n: int, seed: int = 0) -> np.ndarray:
+    """n integer ages in 1..60 spread like CcGAN's UTKFace file: a peak of babies at
+    age 1, few children and teenagers, most faces in the 20s and 30s, a thinning tail to
+    60 (about 1:10 between the rarest and the commonest age, as in the real file)."""
+    ages = np.arange(1, 61)
+    weight = 0.15 + np.exp(-0.5 * ((ages - 28) / 8.0) ** 2) + 0.9 * (ages == 1) + 0.3 * (ages <= 4)
+    rng = np.random.default_rng(seed)
+    # every age at least 10 times (SFID's per-age windows), the rest drawn by the weights
+    base = np.repeat(ages, 10)
+    extra = rng.choice(ages, size=max(0, n - len(base)), p=weight / weight.sum())
+    return rng.permutation(np.concatenate([base, extra])).astype(np.float64)
+
+
+def steering_angles(n: int, seed: int = 0) -> np.ndarray:
+    """n steering angles in degrees on (-80, 80) spread like CcGAN's Steering Angle file:
+    most frames near straight ahead (a Laplace peak at 0, scale 8), a thin spread to the
+    ends of the range; many distinct float values."""
+    rng = np.random.default_rng(seed)
+    near = rng.laplace(0.0, 8.0, size=n - n // 5)
+    wide = rng.uniform(-80.0, 80.0, size=n // 5)
+    return np.clip(rng.permutation(np.concatenate([near, wide])), -79.9, 79.9).round(4)

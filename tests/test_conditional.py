@@ -361,3 +361,16 @@ def test_dual_nda_resumed_from_its_state_equals_the_uninterrupted_run(tmp_path, 
     labels = TinyAngles().requested_labels(6)
     assert torch.equal(straight.sample(6, seed=1, labels=labels), resumed.sample(6, seed=1, labels=labels))
     assert straight.record() == resumed.record()
+
+
+def test_cgan_classes_default_to_the_papers_k_on_each_dataset_and_a_sweep_still_sets_them(tmp_path):
+    """Issue 20: cgan at its defaults runs on every continuous dataset the harness registers."""
+    from bench.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    datasets = "[circle, utkface, steering-angle, rot-fmnist]"
+    path.write_text(f"name: k\nmatrix: {{method: [cgan], dataset: {datasets}, imbalance: [1], seed: [0]}}\n")
+    classes = {c["config"]["dataset"]: c["config"]["hp"]["cgan_classes"] for c in load_sweep(path).cells}
+    assert classes == {"circle": 120, "utkface": 60, "steering-angle": 210, "rot-fmnist": 45}
+    path.write_text(path.read_text() + "overrides: {method: {cgan: {hp: {cgan_classes: 30}}}}\n")
+    assert {c["config"]["hp"]["cgan_classes"] for c in load_sweep(path).cells} == {30}

@@ -2,6 +2,7 @@
 self-damaging branch, on hand-computed inputs."""
 
 import copy
+import json
 import math
 
 import pytest
@@ -276,3 +277,33 @@ def test_damage_gan_protocol_sweeps_hold_the_three_training_sets(file, dataset, 
     assert arch == {"dcgan": "dcgan", "sngan": "sn-dcgan", "contrad": "sn-dcgan", "damage-gan": "sn-dcgan"}
     assert all(c["config"]["budget"]["batch_size"] == 512 for c in long.cells)
     assert not {c["id"] for c in base.cells} & {c["id"] for c in long.cells}
+
+
+def test_damage_gan_at_its_default_prune_every_is_scored_from_its_generator_file(cifar_root, tmp_path):
+    """Issue 20: evaluation builds the method afresh from generator.pt; at `prune_every: 0` the
+    method counts an epoch of the training set while it is built, so it needs the dataset then too."""
+    from bench.metrics.base import Metric
+    from bench.registry import METRICS
+    from bench.runner import run_cell
+    from bench.spec import load_sweep
+
+    @METRICS.register("count-test")
+    class Count(Metric):
+        label, direction = "count", "higher"
+
+        def compute(self, ctx):
+            return float(len(ctx.fake))
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"""name: dg
+matrix: {{method: [damage-gan], dataset: [cifar10], imbalance: [1], seed: [0]}}
+defaults: {{budget: {{steps: 2, batch_size: 8, eval_samples: 8}}, arch: {{width: 4}}, metrics: [count-test]}}
+overrides: {{dataset: {{cifar10: {{options: {{root: {cifar_root}}}}}}}}}
+""")
+    (cell,) = load_sweep(path).cells
+    assert cell["config"]["hp"]["prune_every"] == 0
+    cell["runtime"]["results_root"] = str(tmp_path / "results")
+    assert run_cell(cell) == "done"
+    record = json.loads(next((tmp_path / "results").rglob(f"{cell['id']}/result.json")).read_text())
+    assert record["metrics"] == {"count-test": 8.0}
+    assert record["method_info"]["prune_every_steps"] == math.ceil(record["data"]["n_train"] / 8)
