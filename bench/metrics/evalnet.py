@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.cache import build_once, cache_dir
+from bench.cache import cache_dir, load_once
+from bench.train import load_tensors
 
 # Bump a recipe when its architecture or training changes: old caches are then ignored.
 RECIPES = {"classifier": "cnn-v2", "regressor": "cnn-reg-v1", "aux_classifier": "cnn-aux-v1", "autoencoder": "ae-v1"}
@@ -222,9 +223,9 @@ def get_evalnet(dataset, role: str) -> EvalNet:
         return _loaded[key]
     folder = cache_dir("evalnets")
     path = folder / f"{key}.pt"
-    # Concurrent cells wait for one training instead of racing.
-    build_once(path, lambda tmp: torch.save(_train(dataset, role), tmp))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    # Concurrent cells wait for one training instead of racing. A damaged file (a bad pickle, a cut
+    # file) is set aside, named on stderr, and trained again.
+    state = load_once(path, lambda tmp: torch.save(_train(dataset, role), tmp), lambda p: load_tensors(p, ()))
     if "unavailable" in state:
         raise EvalNetUnavailable(state["unavailable"])
     model = _build(dataset, role, state.get("extra", {}))

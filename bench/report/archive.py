@@ -113,7 +113,8 @@ def done_ids(report_dir: Path) -> set[str]:
 
 def check_nothing_lost(report_dir: Path, sweep_name: str, sweep_ids, done_now) -> None:
     """Refuse (one line, nothing written) to replace a report with one that lacks finished cells it
-    had: their records are absent (a fresh clone of a report that predates records/, deleted runs),
+    had (`done_now`: the cells done now, and those whose record exists but is damaged, which the
+    report shows as `corrupt`): their records are absent (a fresh clone of a report that predates records/, deleted runs),
     or they are no longer cells of the sweep file (a changed setting, or a ganbench whose defaults
     changed, gives new ids). Either way the new tables would silently drop them."""
     lost = done_ids(report_dir) - set(done_now)

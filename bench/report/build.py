@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -76,11 +77,13 @@ def write_report(sweep: Sweep, store: Store, latex: str = "per-metric", replace:
     stale = len(all_records) - len(records)
     # A cell without a record in the runs (a fresh clone: runs are not in git) reads the report's own copy.
     recorded = {r["id"] for r in records}
-    records += archive.archived_records(store.report_dir, [i for i in configs if i not in recorded])
+    # A damaged record in the runs stays the cell's truth (`corrupt`); only an absent one reads the copy.
+    present = {i for i in configs if i in recorded or os.path.lexists(store.cell_dir(i) / "result.json")}
+    records += archive.archived_records(store.report_dir, [i for i in configs if i not in present])
     records.sort(key=lambda r: r["id"])
     if not replace:
         archive.check_nothing_lost(store.report_dir, sweep.name, configs,
-                                   {r["id"] for r in records if r.get("status") == "done"})  # fmt: skip
+                                   {r["id"] for r in records if r.get("status") == "done"} | present)  # fmt: skip
     rows = row_names(sweep.cells)
     cells = cells_frame(records, configs, rows)
     summary = summary_frame(cells)
