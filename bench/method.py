@@ -273,6 +273,11 @@ class Method:
         (`bench.data.Split`, tensors on the method's device); `fresh` is False when
         the state was loaded from a checkpoint (what the state holds is not fetched again)."""
 
+    def batch_rows(self, y: torch.Tensor) -> torch.Tensor | None:
+        """The rows of the training split that the loop's batches are drawn from, repeats allowed
+        (cgan on UTKFace: rare ages replicated, as the CcGAN authors' scripts); None: every row once."""
+        return None
+
     def label_dim(self) -> int:
         """The width of c, a conditional method's encoding of one label."""
         raise NotImplementedError(f"{type(self).__name__} is conditional and must define label_dim and label_input")

@@ -198,11 +198,13 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
 
     batch_gen = torch.Generator().manual_seed(config["seed"])
     x, y = data.x.to(method.device), data.y.to(method.device)
-    sampler = batch_sampler(config["budget"], len(x), batch_gen)
+    rows = method.batch_rows(y)
+    batch_x, batch_y = (x, y) if rows is None else (x[rows.to(method.device)], y[rows.to(method.device)])
+    sampler = batch_sampler(config["budget"], len(batch_x), batch_gen)
 
     def next_batch():
         idx = sampler().to(method.device)
-        return x[idx], y[idx]
+        return batch_x[idx], batch_y[idx]
 
     start, earlier_s = 0, 0.0
     rows: list[dict] = []

@@ -48,6 +48,15 @@ The authors' older 64x64 UTKFace cGAN (improved_CcGAN `UTKFace/models/
 cond_cnn_generator_discriminator.py`) has batch norm and no SN in D; the
 projection papers' networks are followed here.
 
+Rare labels are replicated before training where the data set declares it
+(`replicate_to`: UTKFace, 200 images per age) and `cgan_replicate` is true
+(its default on utkface): the CcGAN authors' `main.py` replicates before it
+branches on the GAN, so their cGAN trains on the replicated set too
+(improved_CcGAN `UTKFace/UTKFace_64x64/CcGAN-improved/main.py`, the
+replication block, then `if args.GAN == "cGAN"`; the same draw as ccgan's,
+`replicate_rare`). The loop's batches are drawn from it; the class cutoffs
+come from the distinct labels, which replication does not change.
+
 Differences: the CcGAN authors' cGAN on the circle feeds a learned class
 embedding by concatenation (no projection) and samples an unseen angle from
 the nearest training angle's class; on UTKFace their D sums the last
@@ -90,11 +99,13 @@ def classes_of(labels: torch.Tensor, cutoffs: torch.Tensor) -> torch.Tensor:
 class CGAN(Method):
     paper = "Miyato & Koyama 2018, cGANs with Projection Discriminator (the CcGAN papers' cGAN baseline)"
     optimizer = {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.999], "d_steps": 1}
-    hp = {"cgan_loss": "vanilla", "cgan_classes": 0, "cgan_d_sn": True}
-    hp_legacy = {"cgan_d_sn": False}  # results before the key: no SN added (ccgan-sngan's D had its own)
-    # The CcGAN papers' class counts per dataset (the default where the row runs there);
-    # rot-fmnist's 45 is ours (no paper ran it).
-    hp_by_dataset = {"circle": {"cgan_classes": 120}, "utkface": {"cgan_classes": 60},
+    hp = {"cgan_loss": "vanilla", "cgan_classes": 0, "cgan_d_sn": True, "cgan_replicate": False}
+    # results before the keys: no SN added (ccgan-sngan's D had its own), no replication
+    hp_legacy = {"cgan_d_sn": False, "cgan_replicate": False}
+    # The CcGAN papers' class counts per dataset (the default where the row runs there), and
+    # their replication of rare labels where their scripts replicate (UTKFace); rot-fmnist's
+    # 45 is ours (no paper ran it).
+    hp_by_dataset = {"circle": {"cgan_classes": 120}, "utkface": {"cgan_classes": 60, "cgan_replicate": True},
                      "steering-angle": {"cgan_classes": 210}, "rot-fmnist": {"cgan_classes": 45}}  # fmt: skip
     hp_choices = {"cgan_loss": ccgan.LOSSES}
     hp_max = {"cgan_classes": 100_000}
@@ -137,6 +148,14 @@ class CGAN(Method):
     def label_input(self, labels: torch.Tensor) -> torch.Tensor:
         return F.one_hot(self.classes(labels), self.label_dim()).float()
 
+    def batch_rows(self, y):
+        to = self.data_info.get("replicate_to", 0)
+        if not (self.continuous and self.hp["cgan_replicate"] and to > 1):
+            return None
+        rows = torch.from_numpy(ccgan.replicate_rare(y.cpu().numpy(), to, self.config["seed"]))
+        self.replicated = {"to": to, "added": len(rows) - len(y)}
+        return rows
+
     def begin(self, data, fresh):
         super().begin(data, fresh)
         if self.continuous and fresh:
@@ -173,6 +192,8 @@ class CGAN(Method):
         info = super().record()
         if self.continuous:
             info["cgan_classes"] = self.hp["cgan_classes"]
+        if getattr(self, "replicated", None):
+            info["cgan_replicated"] = self.replicated
         return info
 
     def state_dict(self):

@@ -17,6 +17,25 @@ def pytest_configure(config):
     os.environ["GANBENCH_DOWNLOAD"] = "0"
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject.toml): one worker per core, at least 2 and at most 4. Most tests wait on
+    the processes they start (a sweep, pdflatex, a browser), so 2 workers pay on 1 core too, and more
+    than 4 would hold more PyTorch processes in memory than they save time."""
+    return min(4, max(2, os.cpu_count() or 1))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (`--dist loadgroup`)
+def pytest_collection_modifyitems(config, items):
+    """A test file is one group, run by one worker, so its module fixtures run once. A file that sets
+    `XDIST_GROUP_BY_PARAM = True` is one group per parameter set: its module fixture is parametrized
+    (tests/test_protocols.py: one smoke run per protocol), and the runs can go side by side."""
+    for item in items:
+        group = item.module.__name__
+        if getattr(item.module, "XDIST_GROUP_BY_PARAM", False) and hasattr(item, "callspec"):
+            group += f"[{item.callspec.id}]"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Evaluation networks and statistics go to a per-run cache, never ~/.cache."""
@@ -25,11 +44,20 @@ def _isolated_cache(tmp_path_factory):
 
 
 def ganbench(*args, cwd=None, check=None, env=None, timeout=600):
-    """Run the real CLI in a fresh process; returns the CompletedProcess."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.cli", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    """Run the real CLI in a fresh process; returns the CompletedProcess. On a timeout the whole
+    process group goes (the sweep's local workers too, which would otherwise outlive the test)."""
+    import signal
+
+    with subprocess.Popen([sys.executable, "-m", "bench.cli", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                          start_new_session=True) as child:  # fmt: skip
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     if check is not None and proc.returncode != check:
         raise AssertionError(f"ganbench {' '.join(map(str, args))} exited {proc.returncode}, expected {check}\n"
                              f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")  # fmt: skip
@@ -66,6 +94,25 @@ def ganbench_batch(argvs, cwd=None, timeout=600):
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+def apt_install(packages: list[str], done=lambda: False, recommends: bool = True) -> str:
+    """Install Debian packages for a test (as root); returns "" or why it failed. Test workers run
+    side by side, so one installs while the others wait on a lock and then find it `done`."""
+    import fcntl
+
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with open("/tmp/ganbench-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done():
+            return ""
+        apt = ["apt-get", "-qq", "-o", "DPkg::Lock::Timeout=600"]  # an apt-get outside the tests may hold it
+        for cmd in (apt + ["update"], apt + ["install", "-y", *([] if recommends else ["--no-install-recommends"]), *packages]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+            if proc.returncode != 0:
+                tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
+                return f"`{' '.join(cmd)}` failed ({proc.returncode}): {tail}"
+    return ""
+
+
 @pytest.fixture(scope="session")
 def pdflatex():
     """The pdflatex command, installed from Debian's texlive-latex-recommended (booktabs) when missing
@@ -77,10 +124,7 @@ def pdflatex():
                                                            text=True).stdout.strip()  # fmt: skip
 
     if not found() and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "texlive-latex-recommended"],
-                       capture_output=True, env=env, timeout=1200)  # fmt: skip
+        apt_install(["texlive-latex-recommended"], done=found, recommends=False)
     if not found():
         pytest.skip("pdflatex with booktabs is not installed (apt-get install texlive-latex-recommended, as root)")
     return shutil.which("pdflatex")

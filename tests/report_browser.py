@@ -31,12 +31,11 @@ def find_chromium() -> tuple[str | None, str]:
             return shutil.which(name), ""
     if os.geteuid() != 0:
         return None, "Debian's chromium is not installed and installing it needs root (apt-get install chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-        if proc.returncode != 0:
-            tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
-            return None, f"`{' '.join(cmd)}` failed ({proc.returncode}): {tail}"
+    from tests.conftest import apt_install
+
+    why = apt_install(["chromium"], done=lambda: bool(shutil.which("chromium")))
+    if why:
+        return None, why
     path = shutil.which("chromium")
     return (path, "") if path else (None, "apt-get installed chromium but it is not on PATH")
 

@@ -374,3 +374,30 @@ def test_cgan_classes_default_to_the_papers_k_on_each_dataset_and_a_sweep_still_
     assert classes == {"circle": 120, "utkface": 60, "steering-angle": 210, "rot-fmnist": 45}
     path.write_text(path.read_text() + "overrides: {method: {cgan: {hp: {cgan_classes: 30}}}}\n")
     assert {c["config"]["hp"]["cgan_classes"] for c in load_sweep(path).cells} == {30}
+
+
+def test_cgan_replicates_rare_labels_where_the_ccgan_scripts_do(tmp_path):
+    """improved_CcGAN's UTKFace main.py replicates rare ages before it branches on the GAN, so its
+    cGAN trains on the replicated set: the loop's batches come from it (one epoch draws each
+    replicated row once). Only on UTKFace by default; elsewhere the config (and id) is unchanged."""
+    from bench.spec import load_sweep
+    from bench.train import train
+
+    method, _ = make_method("cgan", RareAngles, batch_size=8, width=4, hp={"cgan_classes": 2, "cgan_replicate": True})
+    data = RareAngles().train_set(1, 0)
+    rows = ccgan.replicate_rare(data.y.numpy(), 3, seed=0)
+    assert len(rows) > len(data.y) and method.batch_rows(data.y).tolist() == rows.tolist()
+    drawn = []
+    method.train_step = lambda next_batch: drawn.append(next_batch()[1]) or {}
+    method.config["budget"] = {"steps": math.ceil(len(rows) / 8), "batch_size": 8, "eval_samples": 8, "sampler": "epoch"}
+    train(method, data, method.config, {"log_every": 1000, "checkpoint_every": 1000}, tmp_path)
+    labels = torch.cat(drawn)[: len(rows)].numpy()
+    assert sorted(labels.tolist()) == sorted(data.y.numpy()[rows].tolist())  # the replicated set, not the raw one
+    assert method.record()["cgan_replicated"] == {"to": 3, "added": len(rows) - len(data.y)}
+    plain, _ = make_method("cgan", RareAngles, batch_size=8, width=4, hp={"cgan_classes": 2})
+    assert plain.batch_rows(data.y) is None
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: r\nmatrix: {method: [cgan], dataset: [circle, utkface], imbalance: [1], seed: [0]}\n")
+    hp = {c["config"]["dataset"]: c["config"]["hp"] for c in load_sweep(path).cells}
+    assert hp["utkface"]["cgan_replicate"] is True and "cgan_replicate" not in hp["circle"]

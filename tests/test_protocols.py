@@ -36,10 +36,12 @@ from tests.conftest import REPO, ganbench
 from tests.data_writers import steering_angles, utkface_ages, write_ccgan_h5, write_cifar, write_mnist_like
 
 pytestmark = pytest.mark.e2e
+XDIST_GROUP_BY_PARAM = True  # each protocol's run is a group of its own: test workers run them side by side
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 MAX_STEPS = 4  # the longest training of a smoke run; every step count scales with it
 BATCH = 16
+EVAL_SAMPLES = 128  # fakes scored per cell where the labels ask no more (Inception scores ~6 a second here)
 # Hyperparameters that are sizes: epochs and sample counts, cut to these values (at most).
 HP_SIZES = {"ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1, "dual_nda_bank_per_label": 2, "pa_kid_samples": 64,
             "drs_burnin": 50}  # fmt: skip
@@ -67,7 +69,10 @@ def smoke(raw: dict, profile: str | None) -> dict:
     blocks = [raw.setdefault("defaults", {})]
     for kind in ("dataset", "method"):
         blocks += list(raw.get("overrides", {}).get(kind, {}).values())
-    raw["defaults"].setdefault("budget", {}).setdefault("steps", DEFAULT_BUDGET["steps"])
+    # The sizes a sweep leaves at the defaults are cut too (2,000 evaluation samples through Inception
+    # cost 6 CPU-minutes a cell).
+    for key in ("steps", "batch_size", "eval_samples"):
+        raw["defaults"].setdefault("budget", {}).setdefault(key, DEFAULT_BUDGET[key])
     longest = max(b.get("budget", {}).get("steps", 0) for b in blocks)
     labels = max(len(DATASETS.get(d)().eval_labels()) if DATASETS.get(d).label_type == "continuous" else 0
                  for d in raw["matrix"]["dataset"])  # fmt: skip
@@ -86,7 +91,7 @@ def smoke(raw: dict, profile: str | None) -> dict:
         if "batch_size" in budget:
             budget["batch_size"] = min(budget["batch_size"], BATCH)
         if "eval_samples" in budget:
-            budget["eval_samples"] = min(budget["eval_samples"], max(256, per_label * labels))
+            budget["eval_samples"] = min(budget["eval_samples"], max(EVAL_SAMPLES, per_label * labels))
         for key in ("log_every", "checkpoint_every"):
             if key in block:
                 block[key] = steps(block[key])
