@@ -141,6 +141,7 @@ class Dataset:
             "periodic": getattr(cls, "periodic", False),
             "replicate_to": getattr(cls, "replicate_to", 0),
             "reference_split": cls.reference_split,
+            "niqe": getattr(cls, "niqe", None),  # its NIQE protocol (bench.niqe.Protocol), None: the harness's
         }
 
 

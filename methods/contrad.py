@@ -43,8 +43,8 @@ Choices where the code is silent or cannot apply here:
   own (seeded by the cell seed, checkpointed), not the global one.
 - Add-ons: a prior (gm), a sampler (drs) and loss terms (`d_terms` /
   `g_terms`: icr) compose; `pa` refuses (no declared target flip: the
-  adversarial loss is not D's only output) and `adaptivemix` is refused
-  (its hook, `d_forward`, is not how these steps call D).
+  adversarial loss is not D's only output); `adaptivemix` and `pacgan` are
+  refused (their hook, `d_forward`, is not how these steps call D).
 The method is for images: the augmentation crops, flips and colours them.
 """
 
@@ -111,7 +111,9 @@ class ContraD(Method):
     paper_arch = "sn-dcgan"
     prior = "uniform"
     addon_refusals = {"adaptivemix": "ContraD's steps call D's feature trunk and heads directly, not d_forward, "
-                                     "where AdaptiveMix mixes"}  # fmt: skip
+                                     "where AdaptiveMix mixes",
+                      "pacgan": "ContraD's steps call D's feature trunk and heads directly, not d_forward, "
+                                "where PacGAN packs; and its contrastive loss scores single samples, not packs"}  # fmt: skip
 
     @classmethod
     def hp_problems(cls, hp):

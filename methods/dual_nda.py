@@ -137,6 +137,18 @@ def keep_worst(scores: np.ndarray, q: float) -> np.ndarray:
     return finite & (scores > np.quantile(scores[finite], q, method="hazen"))
 
 
+def filters_per_group(protocol) -> bool:
+    """Whether the Type II filter takes a quantile within each label (a NIQE model per label, or the
+    harness's NIQE: `protocol` None) or one over all fakes (the authors' one model, Steering Angle)."""
+    return protocol is None or protocol == niqe.HARNESS or protocol.per_label
+
+
+def keep_worst_needs(q: float) -> int:
+    """The fewest scores of which `keep_worst(scores, q)` keeps any: the least n with q < (n - 0.5) / n."""
+    n = max(2, math.ceil(0.5 / (1 - q)))  # one score is never above its own quantile
+    return n if q < (n - 0.5) / n else n + 1
+
+
 @ADDONS.register("dual-nda")
 class DualNDA(AddOn):
     paper = "Ding et al. 2023, Dual-NDA (arXiv 2308.10273): real-wrong-label and low-NIQE-fake negatives on CcGAN"
@@ -152,6 +164,19 @@ class DualNDA(AddOn):
     @classmethod
     def refuses(cls, base):
         return super().refuses(base) or _nda.refuses_non_ccgan(cls, base)
+
+    @classmethod
+    def arch_problems(cls, arch, data_info, hp):
+        problems = super().arch_problems(arch, data_info, hp)
+        merged = {**cls.hp, **hp}
+        per_label, q2 = merged["dual_nda_bank_per_label"], merged["dual_nda_q2"]
+        if filters_per_group(data_info["niqe"]) and per_label < keep_worst_needs(q2):
+            # MATLAB's quantile (numpy's "hazen") of n scores is their largest once q2 > (n - 0.5) / n,
+            # and the filter keeps the scores above it: none.
+            problems.append(("dual_nda_bank_per_label", f"the Type II filter keeps the fakes above the q2 = {q2} "
+                             f"quantile of each label's {per_label}, which is their largest: none; set it to "
+                             f"{keep_worst_needs(q2)} or more (the authors: 10000)"))  # fmt: skip
+        return problems
 
     @classmethod
     def dataset_problem(cls, info):
@@ -209,8 +234,7 @@ class DualNDA(AddOn):
         fakes, as their baseline main.py:543 (`target_labels_norm = unique_labels_norm`) and
         NIQE_filter_64X64/niqe_test_steeringangle.m:34. Other data sets (the harness's NIQE):
         the evaluation labels, filtered per label."""
-        protocol = model["protocol"]
-        if protocol != niqe.HARNESS and not protocol.per_label:
+        if not filters_per_group(model["protocol"]):
             return self.distinct.detach().cpu().float(), False
         labels = torch.from_numpy(np.asarray(self.dataset.eval_labels(), dtype=np.float64))
         return self.normalise(labels), True
@@ -236,7 +260,9 @@ class DualNDA(AddOn):
         build_once(path, write)
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if len(saved["y"]) == 0:
-            raise RuntimeError(f"the Type II bank {path} is empty: no fake of the baseline has a finite NIQE")
+            raise RuntimeError(f"the Type II bank {path} is empty: no fake of the baseline scored above the "
+                               f"q2 = {self.hp['dual_nda_q2']} quantile of its group's finite NIQE scores "
+                               f"(flat fakes have no NIQE)")  # fmt: skip
         return saved["x"], saved["y"]
 
     @torch.no_grad()

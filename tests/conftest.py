@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         group = item.module.__name__
         if getattr(item.module, "XDIST_GROUP_BY_PARAM", False) and hasattr(item, "callspec"):
-            group += f"[{item.callspec.id}]"
+            group += ":" + item.callspec.id.replace("]", ")")  # xdist reads a group only after the last "]"
         item.add_marker(pytest.mark.xdist_group(group))
 
 

@@ -289,6 +289,31 @@ def test_keep_worst_uses_matlabs_quantile():
     assert dual.keep_worst(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 0.7).tolist() == [False] * 4 + [True]
 
 
+def test_a_type2_bank_too_small_for_its_quantile_is_refused_at_plan_time(tmp_path):
+    """With n fakes per label, MATLAB's q-quantile is their largest once q > (n - 0.5) / n, and the
+    filter keeps none: 2 fakes per label at q2 0.9 built an empty bank and failed the cell after its
+    baseline trained (found by tests/test_every_row.py). The spec now says so before any training."""
+    from bench import niqe
+    from bench.registry import METHODS
+    from bench.spec import load_sweep
+
+    rng = np.random.default_rng(0)
+    for q in (0.5, 0.75, 0.9, 0.95, 0.999):
+        n = dual.keep_worst_needs(q)
+        assert all(dual.keep_worst(rng.random(n), q).any() for _ in range(20))
+        assert not dual.keep_worst(rng.random(n - 1), q).any()
+    path = tmp_path / "s.yaml"
+    path.write_text("name: d\nmatrix: {method: [ccgan+dual-nda], dataset: [rot-fmnist], imbalance: [1], seed: [0]}\n"
+                    "overrides: {method: {ccgan+dual-nda: {hp: {dual_nda_bank_per_label: 5}}}}\n")  # fmt: skip
+    with pytest.raises(UserError, match=r"dual_nda_bank_per_label: .* q2 = 0.9 quantile of each label's 5, which is "
+                                        r"their largest: none; set it to 6 or more"):  # fmt: skip
+        load_sweep(path)
+    path.write_text(path.read_text().replace("5}", "6}"))
+    load_sweep(path)
+    # Steering Angle's filter takes one quantile over all fakes (the authors' one NIQE model): 2 per label is fine.
+    assert not METHODS.get("ccgan+dual-nda").arch_problems({}, {"niqe": niqe.AUTHORS_64}, {"dual_nda_bank_per_label": 2})
+
+
 def test_dual_nda_without_its_upstream_folder_says_so():
     from bench.registry import METHODS
 

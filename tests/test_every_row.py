@@ -42,7 +42,7 @@ from tests.data_writers import write_mnist_like
 BUDGET = {"steps": 3, "batch_size": 16, "eval_samples": 200}
 SIZES = {
     "ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1,  # the label embedding's epochs (200 and 500)
-    "dual_nda_bank_step": 3, "dual_nda_bank_per_label": 2,  # the baseline's steps; fakes per label in the Type II bank
+    "dual_nda_bank_step": 3, "dual_nda_bank_per_label": 6,  # the baseline's steps; fakes per label in the Type II bank
     "drs_burnin": 50, "drs_calib_steps": 5,  # DRS's burn-in draws and calibration steps
     "pa_every": 2, "pa_kid_samples": 50,  # PA's check every 2 steps (its schedule runs), on 50 samples
 }  # fmt: skip
@@ -165,6 +165,7 @@ def test_the_rows_come_from_the_registries():
     rows = registered_rows()
     assert {"gan", "cgan", "ccgan-svdl", "damage-gan", "lsgan+icr", "gan+drs", "ccgan-svdl+dual-nda"} <= set(rows)
     assert "contrad+adaptivemix" not in rows  # contrad refuses it (its steps bypass d_forward)
+    assert "contrad+pacgan" not in rows and "damage-gan+pacgan" not in rows  # likewise (found by the e2e run)
     assert "gm-gan" not in rows  # = gan+gm, already a row
     assert len(rows) == len(set(rows))
 

@@ -41,9 +41,9 @@ XDIST_GROUP_BY_PARAM = True  # each protocol's run is a group of its own: test w
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 MAX_STEPS = 4  # the longest training of a smoke run; every step count scales with it
 BATCH = 16
-EVAL_SAMPLES = 128  # fakes scored per cell where the labels ask no more (Inception scores ~6 a second here)
+EVAL_SAMPLES = 48  # fakes scored per cell where the labels ask no more (Inception scores ~6 a second here)
 # Hyperparameters that are sizes: epochs and sample counts, cut to these values (at most).
-HP_SIZES = {"ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1, "dual_nda_bank_per_label": 2, "pa_kid_samples": 64,
+HP_SIZES = {"ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1, "dual_nda_bank_per_label": 6, "pa_kid_samples": 64,
             "drs_burnin": 50}  # fmt: skip
 # Hyperparameters that count generator steps: scaled like the budget's steps (0 keeps its meaning).
 HP_STEPS = ("dual_nda_bank_step", "pa_every", "prune_every", "warmup", "drs_calib_steps")
@@ -134,7 +134,9 @@ def protocol(request, data_root, tmp_path_factory) -> dict:
     """One smoke run of a protocol through `ganbench sweep`: its sweep, the CLI's output, its records."""
     file, profile = request.param
     folder = tmp_path_factory.mktemp("protocol")
-    raw = smoke(load_file(REPO / "sweeps" / file), profile)
+    with pytest.MonkeyPatch.context() as mp:  # the labels of a data set read from files (steering angles) are the files'
+        mp.setenv("GANBENCH_DATA", str(data_root))
+        raw = smoke(load_file(REPO / "sweeps" / file), profile)
     (folder / "smoke.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     proc = ganbench("sweep", "smoke.yaml", cwd=folder, env={"GANBENCH_DATA": str(data_root)}, timeout=1800)
     records = [json.loads(p.read_text()) for p in (folder / "results/runs" / raw["name"]).glob("*/result.json")]
