@@ -57,6 +57,24 @@ def test_evalnets_trains_once_then_loads(tmp_path):
     assert len(list(cached.parent.glob(cached.name + ".corrupt-*"))) == 1
 
 
+def test_evalnet_steps_caps_training_and_keeps_the_capped_networks_apart(tmp_path):
+    """$GANBENCH_EVALNET_STEPS (smoke runs of the protocols): fewer batches, another cache file and
+    digest, never the uncapped network's; a bad value is one line."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "halves.py").write_text(PLUGIN)
+    env = {"GANBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    full = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0, env=env).stdout
+    capped = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", check=0,
+                      env={**env, "GANBENCH_EVALNET_STEPS": "1"}).stdout  # fmt: skip
+    files = sorted(p.name for p in (tmp_path / "cache" / "evalnets").glob("mt-cli-halves-classifier-*.pt"))
+    assert len(files) == 2 and "-capped1" in files[0] + files[1]
+    digest = [ln.split("digest")[1] for ln in (full, capped) for ln in ln.splitlines() if "classifier" in ln]
+    assert digest[0] != digest[1]
+    bad = ganbench("evalnets", "mt-cli-halves", "--plugins", tmp_path / "plugins", env={**env, "GANBENCH_EVALNET_STEPS": "0"})
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "ganbench: error: $GANBENCH_EVALNET_STEPS: must be a whole number of training batches >= 1, got '0'")
+
+
 def test_evalnets_errors_are_one_line():
     proc = ganbench("evalnets", "ring", check=2)
     assert proc.stderr.strip().count("\n") == 0

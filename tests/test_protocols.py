@@ -16,8 +16,10 @@ metrics. Each metric column must come out finite, or its cells must record
 why not (`evaluator.unavailable`, which the report prints).
 
 These runs take minutes each, so they carry the `e2e` marker, which the
-default `python -m pytest` leaves out (pyproject.toml); CI runs them with
-`python -m pytest -m e2e`.
+default `python -m pytest` leaves out (pyproject.toml); the README's test
+command and CI run them next, with `python -m pytest -m e2e`. Each protocol
+is a test group of its own (`XDIST_GROUP_BY_PARAM`), so the two test
+workers run two protocols side by side.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ XDIST_GROUP_BY_PARAM = True  # each protocol's run is a group of its own: test w
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 MAX_STEPS = 4  # the longest training of a smoke run; every step count scales with it
 BATCH = 16
+# The evaluation networks' training is a size too: the authors' ResNet-34s (`evalnets: authors`, the
+# paper profiles) train 200 epochs, hours on a CPU. Capped here ($GANBENCH_EVALNET_STEPS, bench.metrics.evalnet).
+EVALNET_STEPS = 30
 EVAL_SAMPLES = 48  # fakes scored per cell where the labels ask no more (Inception scores ~6 a second here)
 # Hyperparameters that are sizes: epochs and sample counts, cut to these values (at most).
 HP_SIZES = {"ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1, "dual_nda_bank_per_label": 6, "pa_kid_samples": 64,
@@ -138,7 +143,8 @@ def protocol(request, data_root, tmp_path_factory) -> dict:
         mp.setenv("GANBENCH_DATA", str(data_root))
         raw = smoke(load_file(REPO / "sweeps" / file), profile)
     (folder / "smoke.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    proc = ganbench("sweep", "smoke.yaml", cwd=folder, env={"GANBENCH_DATA": str(data_root)}, timeout=1800)
+    env = {"GANBENCH_DATA": str(data_root), "GANBENCH_EVALNET_STEPS": str(EVALNET_STEPS)}
+    proc = ganbench("sweep", "smoke.yaml", cwd=folder, env=env, timeout=1800)
     records = [json.loads(p.read_text()) for p in (folder / "results/runs" / raw["name"]).glob("*/result.json")]
     return {"file": file, "profile": profile, "raw": raw, "proc": proc, "records": records}
 

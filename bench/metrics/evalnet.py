@@ -44,12 +44,14 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from bench.cache import cache_dir, load_once
+from bench.errors import UserError
 from bench.train import load_tensors
 
 # Bump a recipe when its architecture or training changes: old caches are then ignored.
@@ -59,6 +61,10 @@ EPOCHS = 20
 # 20 epochs, capped at 4,000 batches of 64: small sets (digits: ~420 batches) see
 # every epoch; 60k-image sets stop after ~4 epochs, minutes on a CPU, not half an hour.
 MAX_STEPS = 4000
+# $GANBENCH_EVALNET_STEPS caps every evaluation network's training at that many batches, for smoke
+# runs (tests/test_protocols.py: the authors' ResNet-34s train 200 epochs, hours on a CPU). The
+# cache keeps such networks apart (the key names the cap) and each result records its network's digest.
+STEPS_ENV = "GANBENCH_EVALNET_STEPS"
 BOTTLENECK = 64
 
 
@@ -214,6 +220,8 @@ def get_evalnet(dataset, role: str) -> EvalNet:
     if family == "authors" and role not in AUTHORS_RECIPES:
         raise EvalNetUnavailable(f"the authors' evaluation networks have no {role}")
     key = f"{dataset.data_name()}-{role}-{AUTHORS_RECIPES[role] if family == 'authors' else RECIPES[role]}"
+    if step_cap() is not None:
+        key += f"-capped{step_cap()}"
     if role == "aux_classifier" and getattr(dataset, "aux_file", None):
         problem = dataset.aux_problem()  # checked before the cache: the file may be added later
         if problem:
@@ -264,16 +272,27 @@ def _authors_optimizer(model: nn.Module, role: str):
     return opt, lambda e: 0.01 / (10 if e >= 50 else 1) / (10 if e >= 120 else 1)
 
 
+def step_cap() -> int | None:
+    """$GANBENCH_EVALNET_STEPS as a number of batches, or None where it is unset."""
+    raw = os.environ.get(STEPS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise UserError(f"${STEPS_ENV}: must be a whole number of training batches >= 1, got {raw!r}")
+    return int(raw)
+
+
 def _fit(model: nn.Module, x: torch.Tensor, loss_fn, max_steps: int, role: str | None = None, label: str = "") -> None:
     """Ours: Adam 1e-3, batch 64, EPOCHS capped at `max_steps` batches. With `role`, the authors' recipe.
     Minutes on a CPU for image data: `label` says what trains (bench.progress.task), to the log and `status`."""
     from bench.progress import task
 
+    cap = step_cap()
     if role is not None:
         opt, lr_at = _authors_optimizer(model, role)
         model.train()
-        steps = 0
-        with task(label, AUTHORS_EPOCHS * math.ceil(len(x) / AUTHORS_BATCH)) as advance:
+        steps, total = 0, AUTHORS_EPOCHS * math.ceil(len(x) / AUTHORS_BATCH)
+        with task(label, min(total, cap or total)) as advance:
             for epoch in range(AUTHORS_EPOCHS):
                 for group in opt.param_groups:
                     group["lr"] = lr_at(epoch)
@@ -286,9 +305,11 @@ def _fit(model: nn.Module, x: torch.Tensor, loss_fn, max_steps: int, role: str |
                     loss.backward()
                     opt.step()
                     advance(steps)
+                    if cap and steps >= cap:
+                        return
         return
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    steps = 0
+    steps, max_steps = 0, min(max_steps, cap or max_steps)
     with task(label, min(max_steps, EPOCHS * math.ceil(len(x) / 64))) as advance:
         for _ in range(EPOCHS):
             for idx in torch.randperm(len(x)).split(64):
