@@ -28,6 +28,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -129,8 +130,11 @@ def data_root(tmp_path_factory) -> Path:
     write_mnist_like(root / "fashion-mnist", per_class_train=100, per_class_test=20)
     write_mnist_like(root / "mnist", per_class_train=100, per_class_test=20)
     write_cifar(root / "cifar10", per_batch=200)
-    write_ccgan_h5(root / "utkface" / "UTKFace_64x64.h5", utkface_ages(1200))
+    ages = utkface_ages(1200)
+    write_ccgan_h5(root / "utkface" / "UTKFace_64x64.h5", ages, races=np.arange(len(ages)) % 5)  # Diversity's 5 races
     write_ccgan_h5(root / "steering-angle" / "SteeringAngle_64x64.h5", steering_angles(1500))
+    # the scene classifier's file beside it (Diversity: the entropy of the predicted scene, 5 scenes)
+    write_ccgan_h5(root / "steering-angle" / "SteeringAngle_5_scenes_64x64.h5", np.arange(200) % 5)
     return root
 
 
@@ -169,11 +173,16 @@ def test_protocol_metric_columns_are_finite_or_say_why(protocol):
     assert not unexplained, f"metric columns that are not finite and say no reason: {unexplained}"
 
 
-def test_protocol_sfid_is_finite(protocol):
-    """The one NaN a protocol must not have: SFID is the continuous protocols' main column (the
-    steering protocol's was NaN at its own settings until its windows followed the authors')."""
-    sfid = {r["config"]["method"]: r["metrics"]["sfid"] for r in protocol["records"] if "sfid" in r["metrics"]}
-    if not sfid:
-        pytest.skip(f"{protocol['file']} does not score SFID")
-    reasons = {r["config"]["method"]: r["evaluator"].get("unavailable", {}).get("sfid") for r in protocol["records"]}
-    assert all(math.isfinite(v) for v in sfid.values()), f"SFID: {sfid}; why: {reasons}"
+def test_protocol_continuous_columns_are_finite(protocol):
+    """The NaNs a protocol must not have: SFID, Diversity, NIQE and Label Score are the continuous
+    protocols' columns (the steering protocol's SFID was NaN at its own settings until its windows
+    followed the authors'; Diversity needs the scene file or the races, which the data here has)."""
+    columns = ("sfid", "diversity", "niqe", "label_score")
+    scored = {(r["config"]["method"], name): r["metrics"][name] for r in protocol["records"] for name in columns
+              if name in r["metrics"]}  # fmt: skip
+    if not scored:
+        pytest.skip(f"{protocol['file']} scores none of {', '.join(columns)}")
+    reasons = {(r["config"]["method"], name): why for r in protocol["records"]
+               for name, why in r["evaluator"].get("unavailable", {}).items()}  # fmt: skip
+    bad = {key: (value, reasons.get(key)) for key, value in scored.items() if not math.isfinite(value)}
+    assert not bad, f"not finite: {bad}"
