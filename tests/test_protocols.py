@@ -8,8 +8,9 @@ number of steps and every step count tied to it (scaled together, so that
 e.g. Dual-NDA's `dual_nda_bank_step` still equals its baseline's steps and a
 warm-up still ends before the last step), the batch, the evaluation samples,
 the hyperparameters that are sample counts or epochs, the training seeds (the
-first only) and the data (small files in the published formats, written
-below, with labels spread like the real ones). Every other setting stays:
+first only), the evaluation networks' training (`EVALNET_STEPS` batches) and
+the data (small files in the published formats, written below, with labels
+spread like the real ones). Every other setting stays:
 the matrix's methods, datasets and imbalance factors, architectures,
 optimizers, losses, `prune_every: 0`, Dual-NDA's schedule and weights, the
 metrics. Each metric column must come out finite, or its cells must record
@@ -46,7 +47,7 @@ MAX_STEPS = 4  # the longest training of a smoke run; every step count scales wi
 BATCH = 16
 # The evaluation networks' training is a size too: the authors' ResNet-34s (`evalnets: authors`, the
 # paper profiles) train 200 epochs, hours on a CPU. Capped here ($GANBENCH_EVALNET_STEPS, bench.metrics.evalnet).
-EVALNET_STEPS = 30
+EVALNET_STEPS = 3
 EVAL_SAMPLES = 48  # fakes scored per cell where the labels ask no more (Inception scores ~6 a second here)
 # Hyperparameters that are sizes: epochs and sample counts, cut to these values (at most).
 HP_SIZES = {"ccgan_embed_epochs": 1, "ccgan_y2h_epochs": 1, "dual_nda_bank_per_label": 6, "pa_kid_samples": 64,
