@@ -17,8 +17,8 @@ metrics. Each metric column must come out finite, or its cells must record
 why not (`evaluator.unavailable`, which the report prints).
 
 These runs take minutes each, so they carry the `e2e` marker, which the
-default `python -m pytest` leaves out (pyproject.toml); the README's test
-command and CI run them next, with `python -m pytest -m e2e`. Each protocol
+default `python -m pytest` leaves out (pyproject.toml); run them with
+`python -m pytest -m e2e`. Each protocol
 is a test group of its own (`XDIST_GROUP_BY_PARAM`), so the two test
 workers run two protocols side by side.
 """
