@@ -198,8 +198,10 @@ def train(method: Method, data: Split, config: dict, runtime: dict, folder: Path
 
     batch_gen = torch.Generator().manual_seed(config["seed"])
     x, y = data.x.to(method.device), data.y.to(method.device)
-    rows = method.batch_rows(y)
-    batch_x, batch_y = (x, y) if rows is None else (x[rows.to(method.device)], y[rows.to(method.device)])
+    picked = method.batch_rows(y)  # e.g. rare labels replicated; None: every row once
+    if picked is not None:
+        picked = picked.to(method.device)
+    batch_x, batch_y = (x, y) if picked is None else (x[picked], y[picked])
     sampler = batch_sampler(config["budget"], len(batch_x), batch_gen)
 
     def next_batch():

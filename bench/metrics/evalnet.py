@@ -220,8 +220,9 @@ def get_evalnet(dataset, role: str) -> EvalNet:
     if family == "authors" and role not in AUTHORS_RECIPES:
         raise EvalNetUnavailable(f"the authors' evaluation networks have no {role}")
     key = f"{dataset.data_name()}-{role}-{AUTHORS_RECIPES[role] if family == 'authors' else RECIPES[role]}"
-    if step_cap() is not None:
-        key += f"-capped{step_cap()}"
+    cap = step_cap()
+    if cap is not None:
+        key += f"-capped{cap}"
     if role == "aux_classifier" and getattr(dataset, "aux_file", None):
         problem = dataset.aux_problem()  # checked before the cache: the file may be added later
         if problem:
