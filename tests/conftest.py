@@ -24,6 +24,10 @@ def pytest_xdist_auto_num_workers(config):
     return min(4, max(2, os.cpu_count() or 1))
 
 
+# The default run's longest files, longest first (seconds on an idle 2-core machine, `--durations`).
+LONGEST_FIRST = ["test_slurm", "test_kill_drill", "test_dependencies", "test_resume", "test_damage", "test_cli_sweep"]
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (`--dist loadgroup`)
 def pytest_collection_modifyitems(config, items):
     """A test file is one group, run by one worker, so its module fixtures run once. A file that sets
@@ -34,6 +38,10 @@ def pytest_collection_modifyitems(config, items):
         if getattr(item.module, "XDIST_GROUP_BY_PARAM", False) and hasattr(item, "callspec"):
             group += ":" + item.callspec.id.replace("]", ")")  # xdist reads a group only after the last "]"
         item.add_marker(pytest.mark.xdist_group(group))
+    # Longest files first, so that the run's tail is a short file: the workers take groups in this
+    # order (pyproject passes --no-loadscope-reorder, which would otherwise order them by test count).
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.module.__name__)
+               if item.module.__name__ in LONGEST_FIRST else len(LONGEST_FIRST))
 
 
 @pytest.fixture(autouse=True, scope="session")
