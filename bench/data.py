@@ -168,8 +168,11 @@ class ContinuousDataset(Dataset):
     def requested_labels(self, n: int) -> torch.Tensor:
         """An even grid over the evaluation centres: centre k is asked for n // K
         times (the first n % K centres once more), in order, as CcGAN samples
-        a fixed number of fakes at each evaluation label (circle: 360 x 100)."""
+        a fixed number of fakes at each evaluation label (circle: 360 x 100).
+        With n < K, one fake at each of n centres spread evenly over the grid."""
         centres = torch.from_numpy(np.asarray(self.eval_labels(), dtype=np.float32))
+        if n < len(centres):  # fewer fakes than centres: every (K/n)-th centre, spread over the grid, not its low end
+            return centres[torch.arange(n) * len(centres) // n]
         counts = torch.full((len(centres),), n // len(centres), dtype=torch.long)
         counts[: n % len(centres)] += 1
         return centres.repeat_interleave(counts)

@@ -332,7 +332,9 @@ def test_requested_labels_balance_classes_and_cover_the_evaluation_grid():
     labels = circle.requested_labels(725)
     counts = torch.unique_consecutive(labels, return_counts=True)[1]
     assert len(counts) == 360 and counts[:5].tolist() == [3] * 5 and set(counts[5:].tolist()) == {2}
-    assert TinyAngles().requested_labels(5).tolist() == pytest.approx([2.5, 7.5, 12.5, 17.5, 22.5])
+    # fewer fakes than centres: spread over the whole grid (a window at the top end still gets fakes)
+    assert circle.requested_labels(4).tolist() == pytest.approx(circle.eval_labels()[[0, 90, 180, 270]].tolist())
+    assert TinyAngles().requested_labels(5).tolist() == pytest.approx([2.5, 17.5, 37.5, 52.5, 72.5])  # 18 centres
 
 
 LABEL_SWEEP = """

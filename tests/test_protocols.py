@@ -36,6 +36,7 @@ import yaml
 from bench.registry import DATASETS, METHODS
 from bench.spec import DEFAULT_BUDGET, _merge
 from bench.yamlsafe import load_file
+from methods.dual_nda import filters_per_group
 from tests.conftest import REPO, ganbench
 from tests.data_writers import steering_angles, utkface_ages, write_ccgan_h5, write_cifar, write_mnist_like
 
@@ -81,12 +82,19 @@ def smoke(raw: dict, profile: str | None) -> dict:
     for key in ("steps", "batch_size", "eval_samples"):
         raw["defaults"].setdefault("budget", {}).setdefault(key, DEFAULT_BUDGET[key])
     longest = max(b.get("budget", {}).get("steps", 0) for b in blocks)
+    # Dual-NDA's Type II bank: `dual_nda_bank_per_label` fakes at each group's label, 6 the fewest a
+    # per-label q2 = 0.9 filter keeps any of; with one filter over all fakes (Steering Angle: a group
+    # per distinct training label, 1,500 here) 2 do, and 6 cost 20 CPU-minutes with the paper's G.
+    per_label_filter = any(filters_per_group(DATASETS.get(d).info()["niqe"]) for d in raw["matrix"]["dataset"])
+    sizes = {**HP_SIZES, "dual_nda_bank_per_label": HP_SIZES["dual_nda_bank_per_label"] if per_label_filter else 2}
     labels = max(len(DATASETS.get(d)().eval_labels()) if DATASETS.get(d).label_type == "continuous" else 0
                  for d in raw["matrix"]["dataset"])  # fmt: skip
 
-    # 10 fakes at each evaluation label (SFID's windows need 10, circle_w2's Gaussian fits 2), at
-    # most 4,000 images: Steering Angle's 2,000 labels get one each (its SFID is issue 21's).
-    per_label = 10 if 10 * labels <= 4000 else 1
+    # 2 fakes at each evaluation label (a window's Fréchet distance and circle_w2's Gaussian need 2).
+    # Steering Angle's 2,000 labels get 400 fakes spread over them (bench.data requested_labels):
+    # its SFID windows (radius 2 degrees) hold ~10 each, and 2,000 cost 15 CPU-minutes a cell with
+    # the paper's networks.
+    fakes = 2 * labels if 2 * labels <= 1000 else 400
 
     def steps(n: int) -> int:
         return 0 if n == 0 else max(1, math.ceil(n * MAX_STEPS / longest))
@@ -98,7 +106,7 @@ def smoke(raw: dict, profile: str | None) -> dict:
         if "batch_size" in budget:
             budget["batch_size"] = min(budget["batch_size"], BATCH)
         if "eval_samples" in budget:
-            budget["eval_samples"] = min(budget["eval_samples"], max(EVAL_SAMPLES, per_label * labels))
+            budget["eval_samples"] = min(budget["eval_samples"], max(EVAL_SAMPLES, fakes))
         for key in ("log_every", "checkpoint_every"):
             if key in block:
                 block[key] = steps(block[key])
@@ -106,7 +114,7 @@ def smoke(raw: dict, profile: str | None) -> dict:
         for key in HP_STEPS:
             if key in hp:
                 hp[key] = steps(hp[key])
-        for key, cap in HP_SIZES.items():
+        for key, cap in sizes.items():
             if key in hp:
                 hp[key] = min(hp[key], cap)
     # Sizes that rows take from their defaults (a method's epochs, sample counts, step counts).
@@ -114,7 +122,7 @@ def smoke(raw: dict, profile: str | None) -> dict:
         defaults = METHODS.get(row).hp
         block = raw.setdefault("overrides", {}).setdefault("method", {}).setdefault(row, {})
         hp = block.setdefault("hp", {})
-        for key, cap in HP_SIZES.items():
+        for key, cap in sizes.items():
             if key in defaults and key not in hp:
                 hp[key] = min(defaults[key], cap)
         for key in HP_STEPS:
@@ -129,6 +137,9 @@ def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     # 100 images of the largest class: the rho-100 long tail keeps at least one image of every class.
     write_mnist_like(root / "fashion-mnist", per_class_train=100, per_class_test=20)
+    # Rotated Fashion-MNIST scores SFID in 180 windows 0.5 degrees wide over its test split: 3,000 test
+    # images hold ~17 a window (20 a class held ~2, and 123 windows fewer than the 2 a Fréchet needs).
+    write_mnist_like(root / "rot-fmnist" / "fashion-mnist", per_class_train=100, per_class_test=300)
     write_mnist_like(root / "mnist", per_class_train=100, per_class_test=20)
     write_cifar(root / "cifar10", per_batch=200)
     ages = utkface_ages(1200)
@@ -144,6 +155,8 @@ def protocol(request, data_root, tmp_path_factory) -> dict:
     """One smoke run of a protocol through `ganbench sweep`: its sweep, the CLI's output, its records."""
     file, profile = request.param
     folder = tmp_path_factory.mktemp("protocol")
+    if "rot-fmnist" in load_file(REPO / "sweeps" / file)["matrix"]["dataset"]:
+        data_root = data_root / "rot-fmnist"
     with pytest.MonkeyPatch.context() as mp:  # the labels of a data set read from files (steering angles) are the files'
         mp.setenv("GANBENCH_DATA", str(data_root))
         raw = smoke(load_file(REPO / "sweeps" / file), profile)
