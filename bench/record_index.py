@@ -30,7 +30,8 @@ INDEX_NAME = "records-index.json"
 # the sweep's own (the cell id is its hash); the training run's environment
 # repeats the record's; a single evaluation in `eval_repeats` repeats
 # `metrics`; per-metric seconds, files set aside and the evaluator's details
-# other than the per-class figures and why a metric has no value are for a person reading one record.
+# other than the per-class figures, why a metric has no value and a bound that depends on the data set
+# (a count of modes) are for a person reading one record.
 # A reader that needs another field adds it here (tests/test_record_index.py
 # checks that the report's tables are the same from summaries as from records).
 _DROP = ("config", "set_aside", "sweep")
@@ -39,7 +40,7 @@ _KEEP_NESTED = {
     "timings": ("train_s", "sample_s", "eval_s", "train_reused"),
     "data": ("class_counts", "counts_of"),
     "method_info": ("g_updates", "d_updates"),
-    "evaluator": ("per_class", "unavailable"),
+    "evaluator": ("per_class", "unavailable", "bounds"),
 }
 
 

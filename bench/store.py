@@ -558,6 +558,10 @@ def shape_problem(name: str, obj: dict) -> str | None:
                                                 and all(_number(v) for v in r.get("metrics", {}).values())
                                                 for r in repeats):  # fmt: skip
         return "eval_repeats is not a list of evaluations"
+    bounds = (obj.get("evaluator") or {}).get("bounds", {})
+    if not (isinstance(bounds, dict) and all(isinstance(b, list) and len(b) == 2 and all(v is None or _number(v) for v in b)
+                                             for b in bounds.values())):  # fmt: skip
+        return "evaluator.bounds is not a mapping of metric to [low, high]"
     if not all(isinstance(v, str) for v in (obj.get("files") or {}).values()):
         return "files holds a value that is not a path"
     return None

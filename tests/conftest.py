@@ -24,24 +24,30 @@ def pytest_xdist_auto_num_workers(config):
     return min(4, max(2, os.cpu_count() or 1))
 
 
-# The default run's longest files, longest first (seconds on an idle 2-core machine, `--durations`).
-LONGEST_FIRST = ["test_slurm", "test_kill_drill", "test_dependencies", "test_resume", "test_damage", "test_cli_sweep"]
+# The longest groups, longest first (seconds on an idle 2-core machine, `--durations`): the default
+# run's files, then the `e2e` run's (the paper profiles' protocol runs take 10-25 minutes).
+LONGEST_FIRST = ["test_slurm", "test_kill_drill", "test_dependencies", "test_resume", "test_damage", "test_cli_sweep",
+                 "test_protocols:dual-nda-steering-paper", "test_protocols:dual-nda-paper", "test_every_row",
+                 "test_protocols:rot-fmnist-conditional-base", "test_protocols:pa-adaptivemix-paper"]  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (`--dist loadgroup`)
 def pytest_collection_modifyitems(config, items):
     """A test file is one group, run by one worker, so its module fixtures run once. A file that sets
     `XDIST_GROUP_BY_PARAM = True` is one group per parameter set: its module fixture is parametrized
-    (tests/test_protocols.py: one smoke run per protocol), and the runs can go side by side."""
+    (tests/test_protocols.py: one smoke run per protocol), and the runs can go side by side.
+    The longest groups start first, so that the run's tail is a short one: the workers take groups
+    in the order of the items (pyproject passes --no-loadscope-reorder, which would otherwise order
+    them by their number of tests)."""
+    groups = {}
     for item in items:
         group = item.module.__name__
         if getattr(item.module, "XDIST_GROUP_BY_PARAM", False) and hasattr(item, "callspec"):
             group += ":" + item.callspec.id.replace("]", ")")  # xdist reads a group only after the last "]"
         item.add_marker(pytest.mark.xdist_group(group))
-    # Longest files first, so that the run's tail is a short file: the workers take groups in this
-    # order (pyproject passes --no-loadscope-reorder, which would otherwise order them by test count).
-    items.sort(key=lambda item: LONGEST_FIRST.index(item.module.__name__)
-               if item.module.__name__ in LONGEST_FIRST else len(LONGEST_FIRST))
+        groups[item.nodeid] = group
+    rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -18,7 +18,8 @@ why not (`evaluator.unavailable`, which the report prints).
 
 These runs take minutes each, so they carry the `e2e` marker, which the
 default `python -m pytest` leaves out (pyproject.toml); run them with
-`python -m pytest -m e2e`. Each protocol
+`python -m pytest -m e2e` (the README's test command and CI run it after
+the default run). Each protocol
 is a test group of its own (`XDIST_GROUP_BY_PARAM`), so the two test
 workers run two protocols side by side.
 """
@@ -27,16 +28,16 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from bench.registry import DATASETS, METHODS
+from bench.registry import ADDONS, DATASETS, METHODS
 from bench.spec import DEFAULT_BUDGET, _merge
 from bench.yamlsafe import load_file
-from methods.dual_nda import filters_per_group
 from tests.conftest import REPO, ganbench
 from tests.data_writers import steering_angles, utkface_ages, write_ccgan_h5, write_cifar, write_mnist_like
 
@@ -85,6 +86,7 @@ def smoke(raw: dict, profile: str | None) -> dict:
     # Dual-NDA's Type II bank: `dual_nda_bank_per_label` fakes at each group's label, 6 the fewest a
     # per-label q2 = 0.9 filter keeps any of; with one filter over all fakes (Steering Angle: a group
     # per distinct training label, 1,500 here) 2 do, and 6 cost 20 CPU-minutes with the paper's G.
+    filters_per_group = sys.modules[ADDONS.get("dual-nda").__module__].filters_per_group  # as the plugin loader named it
     per_label_filter = any(filters_per_group(DATASETS.get(d).info()["niqe"]) for d in raw["matrix"]["dataset"])
     sizes = {**HP_SIZES, "dual_nda_bank_per_label": HP_SIZES["dual_nda_bank_per_label"] if per_label_filter else 2}
     labels = max(len(DATASETS.get(d)().eval_labels()) if DATASETS.get(d).label_type == "continuous" else 0

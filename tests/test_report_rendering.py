@@ -103,3 +103,35 @@ def test_latex_compiles_and_fits_a_page_at_any_width(pdflatex, tmp_path, combine
     path.write_text(tex)
     compile_latex(pdflatex, path, tmp_path)
     assert "(part 2 of" in tex
+
+
+def test_a_count_of_modes_is_cut_at_the_data_sets_modes_its_records_give():
+    """Issue 22: "5.67 [0, 11.4]" modes covered on the 8-mode ring. The metric records the bound
+    (evaluator.bounds), cells.csv carries it (`max:`), the interval stops there."""
+    import torch
+
+    from bench.metrics.base import EvalContext
+    from bench.registry import DATASETS, METRICS
+
+    ring = DATASETS.get("ring")()
+    ctx = EvalContext(dataset=ring, fake=torch.as_tensor(ring.centres(), dtype=torch.float32), reference=None,
+                      device=torch.device("cpu"))  # fmt: skip
+    assert METRICS.get("modes_covered")().compute(ctx) == 8.0
+    assert METRICS.get("modes_recovered")().compute(ctx) == 8.0
+    assert ctx.info["bounds"] == {"modes_covered": [0.0, 8.0], "modes_recovered": [0.0, 8.0]}
+
+    cells = pd.DataFrame([{"id": f"c{seed}", "method": "gan", "dataset": "ring", "imbalance": 1, "seed": seed,
+                           "status": "done", "metric:modes_covered": value, "max:modes_covered": 8.0}
+                          for seed, value in enumerate([8.0, 8.0, 5.0])])  # fmt: skip
+    row = summary_frame(cells).iloc[0]
+    assert row["ci_high"] == 8.0 and row["clipped"] and row["ci_low"] > 0
+    assert summary_frame(cells.drop(columns="max:modes_covered")).iloc[0]["ci_high"] > 8  # records from before it
+
+
+def test_a_record_with_malformed_bounds_is_damaged():
+    from bench.store import shape_problem
+
+    good = {"id": "0123456789ab", "status": "done", "evaluator": {"bounds": {"modes_covered": [0.0, 8.0]}}}
+    assert shape_problem("result.json", good) is None
+    for bad in ({"modes_covered": "8"}, {"modes_covered": [0, "8"]}, [0, 8]):
+        assert "evaluator.bounds" in shape_problem("result.json", {**good, "evaluator": {"bounds": bad}})

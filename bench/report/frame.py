@@ -104,6 +104,9 @@ def cells_frame(records: list[dict], configs: dict[str, dict] | None = None,
         row.update({f"metric:{k}": v for k, v in (r.get("metrics") or {}).items()})
         for k, (sd, n) in _eval_spread(r).items():
             row[f"evalsd:{k}"], row[f"evalk:{k}"] = sd, n
+        for k, (_, high) in ((r.get("evaluator") or {}).get("bounds") or {}).items():
+            if high is not None:
+                row[f"max:{k}"] = float(high)  # a bound of the cell's data set (modes: 8 on ring, 25 on grid)
         rows.append(row)
     return pd.DataFrame(rows, columns=CELL_COLUMNS if not rows else None)
 
@@ -134,6 +137,15 @@ def clip_interval(low: float, high: float, bounds) -> tuple[float, float, bool]:
     return low, high, clipped
 
 
+def group_bounds(bounds, highs) -> tuple:
+    """The metric's bounds, the upper one lowered to the least its cells' records give (`max:` columns)."""
+    low, high = (list(bounds) + [None, None])[:2] if bounds else (None, None)
+    given = [] if highs is None else [h for h in highs if not math.isnan(h)]
+    if given:
+        high = min(given) if high is None else min(high, *given)
+    return low, high
+
+
 def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """Long form, one row per (method, dataset, ρ, metric): mean, std, n, 95% interval (clipped to the
     metric's bounds, `clipped` says where), evaluation spread.
@@ -149,6 +161,7 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
         values = done[f"metric:{metric}"].to_numpy(dtype=float, na_value=math.nan)
         sds = done[f"evalsd:{metric}"].to_numpy(dtype=float, na_value=math.nan) if f"evalsd:{metric}" in done else None
         ks = done[f"evalk:{metric}"].to_numpy(dtype=float, na_value=math.nan) if f"evalk:{metric}" in done else None
+        highs = done[f"max:{metric}"].to_numpy(dtype=float, na_value=math.nan) if f"max:{metric}" in done else None
         groups: dict[tuple, list[int]] = {}
         for i, (key, value) in enumerate(zip(keys, values)):
             if not math.isnan(value):
@@ -158,7 +171,7 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
         for (method, dataset, rho), rows in groups.items():
             group = values[rows].tolist()
             ci = t_interval(group)
-            low, high, clipped = clip_interval(ci.low, ci.high, bounds)
+            low, high, clipped = clip_interval(ci.low, ci.high, group_bounds(bounds, None if highs is None else highs[rows]))
             k = [1.0 if ks is None or math.isnan(ks[i]) else float(ks[i]) for i in rows]
             sd = [math.nan if sds is None else float(sds[i]) for i in rows]
             out.append({"method": method, "dataset": dataset, "imbalance": rho, "metric": metric, "label": label,
