@@ -85,7 +85,7 @@ def metric_figure(summary: pd.DataFrame, dataset: str, metric: str, method_order
         ax.set_yticklabels(methods)
         ax.invert_yaxis()
         ax.set_xlabel(f"{data['label'].iloc[0]} {arrow}")
-        ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}, ρ = {rhos[0]:g}: mean, 95% interval")
+        ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}, ρ = {rhos[0]:g}\nmean, 95% interval")  # one line overran the figure
     else:
         fig, ax = plt.subplots(figsize=(5.0, 3.3))
         for m in methods:
@@ -102,7 +102,7 @@ def metric_figure(summary: pd.DataFrame, dataset: str, metric: str, method_order
         ax.minorticks_off()
         ax.set_xlabel("imbalance factor ρ")
         ax.set_ylabel(f"{data['label'].iloc[0]} {arrow}")
-        ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}: mean, 95% interval" + (" (× paper)" if refs else ""))
+        ax.set_title(f"{data['label'].iloc[0]} {arrow} on {dataset}\nmean, 95% interval" + (" (× paper)" if refs else ""))
     if off_scale:
         ax.annotate("paper: " + ", ".join(f"{r['row']} {r['value']:.3g}" for r in off_scale) + " (off scale)",
                     xy=(0.01, 0.01), xycoords="axes fraction", fontsize=7, color="#555")  # fmt: skip
