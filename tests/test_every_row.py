@@ -20,7 +20,8 @@ in new processes, which build each method from its generator.pt alone.
 The sweep costs about 9 CPU-minutes (59 cells; measured under load), more
 than the default test run can spare, so the tests that need it carry the
 `e2e` marker (left out of `python -m pytest`, run by `python -m pytest -m
-e2e`); the registry checks that need no run stay in the default run.
+e2e`, which the README's test command and CI run after it); the registry
+checks that need no run stay in the default run.
 """
 
 from __future__ import annotations
