@@ -73,7 +73,7 @@ class HighQuality(PointsMetric):
 def count_of_modes(ctx: EvalContext, name: str, value: float) -> float:
     """A count of modes, with its upper bound (the data set's modes) in the record: the report cuts a
     seed interval there (`evaluator.bounds`, bench.report.frame)."""
-    ctx.info.setdefault("bounds", {})[name] = [0.0, float(len(ctx.dataset.centres()))]
+    ctx.info.setdefault("bounds", {})[name] = [0.0, float(_assignments(ctx)[2])]  # K, as the assignments counted it
     return value
 
 

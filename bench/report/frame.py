@@ -125,10 +125,15 @@ def seed_values(cells: pd.DataFrame, metric: str) -> dict:
     return {key: list(group[col]) for key, group in done.groupby(KEYS, sort=False)}
 
 
+def _pair(bounds) -> tuple:
+    """(low, high) of a metric's `bounds`, None for a side without one."""
+    return tuple((list(bounds) + [None, None])[:2]) if bounds else (None, None)
+
+
 def clip_interval(low: float, high: float, bounds) -> tuple[float, float, bool]:
     """A t interval cut to the metric's range (`Metric.bounds`), and whether it was cut: a count,
     share or distance has no values below 0, whatever a symmetric interval of 3 seeds says."""
-    lo_bound, hi_bound = (list(bounds) + [None, None])[:2] if bounds else (None, None)
+    lo_bound, hi_bound = _pair(bounds)
     clipped = False
     if lo_bound is not None and low < lo_bound:  # NaN compares False: one seed stays unclipped
         low, clipped = float(lo_bound), True
@@ -139,7 +144,7 @@ def clip_interval(low: float, high: float, bounds) -> tuple[float, float, bool]:
 
 def group_bounds(bounds, highs) -> tuple:
     """The metric's bounds, the upper one lowered to the least its cells' records give (`max:` columns)."""
-    low, high = (list(bounds) + [None, None])[:2] if bounds else (None, None)
+    low, high = _pair(bounds)
     given = [] if highs is None else [h for h in highs if not math.isnan(h)]
     if given:
         high = min(given) if high is None else min(high, *given)
